@@ -1,0 +1,196 @@
+"""Image data sources, all yielding the same `ImageData`: uint8 tensors, labels, class names, mean/std.
+
+Sources: `synthetic` (embedded), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
+(an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached).
+"""
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import atomic
+from .errors import MesaError
+from .synthetic import CLASSES as SYNTHETIC_CLASSES, make_synthetic
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+@dataclass
+class ImageData:
+    name: str
+    classes: list[str]
+    train_images: torch.Tensor  # uint8, N x 3 x H x W
+    train_labels: torch.Tensor  # int64, N
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: tuple[float, float, float]  # per channel, pixel space [0, 1]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return self.train_images.shape[-1]
+
+    def to(self, device) -> "ImageData":
+        moved = {k: getattr(self, k).to(device) for k in ("train_images", "train_labels", "test_images", "test_labels")}
+        return ImageData(self.name, self.classes, mean=self.mean, std=self.std, **moved)
+
+
+def cache_root() -> Path:
+    """Where downloads and decoded caches live: $MESA_CACHE, else ~/.cache/mesa-lab."""
+    return Path(os.environ.get("MESA_CACHE", Path.home() / ".cache" / "mesa-lab"))
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
+    x = images[:10000].float() / 255
+    return tuple(x.mean((0, 2, 3)).tolist()), tuple(x.std((0, 2, 3)).tolist())
+
+
+def _make(name, classes, train, test) -> ImageData:
+    mean, std = channel_stats(train[0])
+    return ImageData(name, list(classes), train[0], train[1], test[0], test[1], mean, std)
+
+
+def load_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> ImageData:
+    return _make("synthetic", SYNTHETIC_CLASSES, make_synthetic(n_train, seed), make_synthetic(n_test, seed + 1))
+
+
+def load_torchvision(name: str, root: Path | None = None, download: bool = True) -> ImageData:
+    """CIFAR-10/100 via torchvision, from a copy in the cache when there is one."""
+    from torchvision import datasets
+
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+    root = Path(root or cache_root() / "torchvision")
+    splits = []
+    for train in (True, False):
+        try:
+            ds = cls(root, train=train, download=False)
+        except RuntimeError:
+            if not download:
+                raise MesaError(_missing_message(name, root)) from None
+            try:
+                ds = cls(root, train=train, download=True)
+            except Exception as e:  # network errors come in many types
+                raise MesaError(f"{_missing_message(name, root)} (download failed: {type(e).__name__}: {e})") from None
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        splits.append((images, torch.tensor(ds.targets, dtype=torch.int64)))
+    return _make(name, ds.classes, splits[0], splits[1])
+
+
+def _missing_message(name: str, root: Path) -> str:
+    archive = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}[name]
+    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
+    return (f"{name} is not in {root} and could not be downloaded; put {archive} there (or its "
+            f"extracted folder {root / folder}), or use --data folder:PATH with an image-folder copy")
+
+
+def _list_folder(root: Path) -> dict[str, list[tuple[str, list[Path]]]]:
+    """{split: [(class, [files])]} for train/ and test/, classes sorted by name."""
+    listing = {}
+    for split in ("train", "test"):
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise MesaError(f"{root} has no {split}/ folder: expected {split}/<class>/<image files>")
+        classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+        if not classes:
+            raise MesaError(f"{split_dir} has no class folders")
+        listing[split] = [(c, sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                          for c in classes]
+    train_classes = [c for c, _ in listing["train"]]
+    if train_classes != [c for c, _ in listing["test"]]:
+        raise MesaError(f"{root}: train/ and test/ have different class folders")
+    for split, entries in listing.items():
+        empty = [c for c, files in entries if not files]
+        if empty:
+            raise MesaError(f"{root / split}: no images in class folder(s) {', '.join(empty)}")
+    return listing
+
+
+def _listing_key(listing) -> str:
+    h = hashlib.sha256()
+    for split, entries in listing.items():
+        for c, files in entries:
+            for p in files:
+                st = p.stat()
+                h.update(f"{split}/{c}/{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode(path: Path) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    try:
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise MesaError(f"cannot decode image {path}: {e}") from None
+
+
+def _stack_resized(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
+    for i, img in enumerate(images):
+        if img.shape[-2:] != (size, size):
+            img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True)[0]
+            img = img.round().clamp(0, 255).to(torch.uint8)
+        out[i] = img
+    return out
+
+
+def load_folder(root, cache: bool = True) -> ImageData:
+    """An image-folder tree; decoded once, then cached keyed by the folder's listing."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise MesaError(f"image folder {root} does not exist")
+    listing = _list_folder(root)
+    classes = [c for c, _ in listing["train"]]
+    cache_file = cache_root() / "folders" / f"{_listing_key(listing)}.pt"
+    if cache and cache_file.exists():
+        try:
+            blob = torch.load(cache_file, weights_only=True)
+            return ImageData(f"folder:{root}", classes, **blob["tensors"], mean=tuple(blob["mean"]), std=tuple(blob["std"]))
+        except Exception:
+            cache_file.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
+    splits = []
+    size = None
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for split in ("train", "test"):
+            files = [(label, p) for label, (_, ps) in enumerate(listing[split]) for p in ps]
+            decoded = list(pool.map(_decode, [p for _, p in files], chunksize=256))
+            if size is None:
+                sizes = torch.tensor([img.shape[-1] for img in decoded])
+                size = int(sizes.mode().values)
+            splits.append((_stack_resized(decoded, size), torch.tensor([label for label, _ in files])))
+    data = _make(f"folder:{root}", classes, splits[0], splits[1])
+    if cache:
+        tensors = {k: getattr(data, k) for k in ("train_images", "train_labels", "test_images", "test_labels")}
+        atomic.write_torch(cache_file, {"tensors": tensors, "mean": list(data.mean), "std": list(data.std)})
+    return data
+
+
+def load_data(spec: str) -> ImageData:
+    """`synthetic`, `cifar10`, `cifar100` or `folder:PATH`."""
+    if spec == "synthetic":
+        return load_synthetic()
+    if spec in ("cifar10", "cifar100"):
+        return load_torchvision(spec)
+    if spec.startswith("folder:") and len(spec) > len("folder:"):
+        return load_folder(spec[len("folder:"):])
+    raise MesaError(f"unknown data source {spec!r}: use synthetic, cifar10, cifar100 or folder:PATH")
+
+
+def defense_split(images: torch.Tensor, labels: torch.Tensor, fraction: float = 0.8, seed: int = 0):
+    """The paper's split of the test set: (modeling images, labels, held-out images, labels).
+
+    The first part is what the defender owns (trigger modeling and retraining); the rest is held
+    out for evaluation. Fixed by the seed so every method sees the same split.
+    """
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(labels), generator=g).to(labels.device)
+    cut = int(round(fraction * len(labels)))
+    return images[perm[:cut]], labels[perm[:cut]], images[perm[cut:]], labels[perm[cut:]]
