@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import atomic
 from .errors import MesaError
@@ -123,23 +123,28 @@ def _listing_key(listing) -> str:
     return h.hexdigest()[:24]
 
 
-def _decode(path: Path) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image, read_file
+def _decode(path: Path, size: int | None) -> torch.Tensor:
+    """One image file as uint8 3 x H x W, resized (bilinear, antialiased) to size x size if given."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except RuntimeError as e:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+    except (UnidentifiedImageError, OSError) as e:
         raise MesaError(f"cannot decode image {path}: {e}") from None
 
 
-def _stack_resized(images: list[torch.Tensor], size: int) -> torch.Tensor:
-    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
-    for i, img in enumerate(images):
-        if img.shape[-2:] != (size, size):
-            img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True)[0]
-            img = img.round().clamp(0, 255).to(torch.uint8)
-        out[i] = img
-    return out
+def _common_size(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size[0]
+    except OSError as e:
+        raise MesaError(f"cannot decode image {path}: {e}") from None
 
 
 def load_folder(root, cache: bool = True) -> ImageData:
@@ -156,16 +161,13 @@ def load_folder(root, cache: bool = True) -> ImageData:
             return ImageData(f"folder:{root}", classes, **blob["tensors"], mean=tuple(blob["mean"]), std=tuple(blob["std"]))
         except Exception:
             cache_file.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
+    size = _common_size(listing["train"][0][1][0])  # the first image's size is every image's
     splits = []
-    size = None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for split in ("train", "test"):
             files = [(label, p) for label, (_, ps) in enumerate(listing[split]) for p in ps]
-            decoded = list(pool.map(_decode, [p for _, p in files], chunksize=256))
-            if size is None:
-                sizes = torch.tensor([img.shape[-1] for img in decoded])
-                size = int(sizes.mode().values)
-            splits.append((_stack_resized(decoded, size), torch.tensor([label for label, _ in files])))
+            images = list(pool.map(lambda p: _decode(p, size), [p for _, p in files], chunksize=256))
+            splits.append((torch.stack(images), torch.tensor([label for label, _ in files])))
     data = _make(f"folder:{root}", classes, splits[0], splits[1])
     if cache:
         tensors = {k: getattr(data, k) for k in ("train_images", "train_labels", "test_images", "test_labels")}

@@ -2,6 +2,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import MesaError
@@ -59,14 +60,14 @@ def image_trigger(path, image_size: int | None = None) -> torch.Tensor:
         raise MesaError(f"trigger file {path} does not exist")
     try:
         with Image.open(path) as img:
-            pixels = torch.tensor(list(img.convert("RGB").getdata()), dtype=torch.float32)
+            pixels = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32).copy())
             w, h = img.size
     except (UnidentifiedImageError, OSError) as e:
         raise MesaError(f"trigger file {path} is not a readable image ({e})") from None
     if image_size is not None and max(w, h) > image_size // 4:
         raise MesaError(f"trigger {path} is {w}x{h}: at most {image_size // 4}x{image_size // 4} "
                         f"(a quarter of the {image_size}-pixel image side)")
-    return (pixels / 255).T.reshape(3, h, w).contiguous()
+    return (pixels / 255).permute(2, 0, 1).contiguous()
 
 
 def parse_trigger(spec: str, image_size: int | None = None) -> torch.Tensor:

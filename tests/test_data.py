@@ -31,7 +31,7 @@ def test_folder_source_and_cache_reuse(tmp_path, monkeypatch):
     _make_folder(tmp_path / "imgs", sizes=((8, 8), (16, 16)))
     first = load_data(f"folder:{tmp_path / 'imgs'}")
     assert first.classes == ["cat", "dog"]
-    assert first.train_images.shape == (6, 3, 8, 8)  # resized to the common size
+    assert first.train_images.shape == (6, 3, 8, 8)  # resized to the first image's size
     assert first.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert first.train_images[0, 0].float().mean() > 250 and first.train_images[3, 2].float().mean() > 250
 
