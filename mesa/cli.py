@@ -85,6 +85,51 @@ def cmd_triggers(args):
     return {"count": len(patterns), "patterns": list(patterns)}
 
 
+def _stage(args, work):
+    """Open the run, then run one stage with a progress bar."""
+    from .stages import open_run
+
+    ws = open_run(args.run, args.device)
+    bar = progress_bar(not args.quiet)
+    try:
+        return work(ws, bar)
+    finally:
+        bar.close()
+
+
+def cmd_search(args):
+    from .search import SearchConfig
+    from .stages import run_search
+
+    cfg = SearchConfig(betas=args.betas, alpha=args.alpha, epochs=args.epochs, noise=args.noise, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_search(ws, cfg, args.target, args.samples, bar))
+
+
+def cmd_baseline(args):
+    from .baseline import BaselineConfig
+    from .stages import run_baseline
+
+    cfg = BaselineConfig(restarts=args.restarts, steps=args.steps, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_baseline(ws, cfg, bar))
+
+
+def cmd_defend(args):
+    from .defense import DefenseConfig
+    from .stages import run_defense
+
+    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
+                        restarts=args.restarts, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar))
+
+
+def cmd_detect(args):
+    from .detection import DetectionConfig
+    from .stages import run_detection
+
+    cfg = DetectionConfig(beta=args.beta, epochs=args.epochs, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_detection(ws, cfg, bar))
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m mesa", description="MESA Lab: neural backdoor attack and defense.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -110,11 +155,62 @@ def build_parser() -> ArgumentParser:
     add_common(p, runs=False)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("search", help="MESA: learn the distribution of triggers of a saved run")
+    p.add_argument("run")
+    p.add_argument("--betas", type=float, nargs="+", default=[0.5, 0.8, 0.9])
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--target", type=int, default=None, help="class to search toward (default: the run's)")
+    p.add_argument("--noise", default="uniform", choices=["uniform", "gaussian"])
+    p.add_argument("--samples", type=int, default=256, help="triggers sampled per beta to measure")
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("baseline", help="pixel-space SGD: reverse one trigger per restart")
+    p.add_argument("run")
+    p.add_argument("--restarts", type=int, default=10)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("defend", help="retrain a run to remove its backdoor, and measure it")
+    p.add_argument("run")
+    p.add_argument("--method", default="ensemble", help="ensemble, mesa:BETA, pixel-sgd, original or finetune")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--poison-ratio", type=float, default=0.1, help="fraction of each batch stamped (labels kept)")
+    p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_defend)
+
+    p = sub.add_parser("detect", help="short MESA search toward every class: which one is attacked?")
+    p.add_argument("run")
+    p.add_argument("--beta", type=float, default=0.8)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_detect)
+
     p = sub.add_parser("triggers", help="list the canonical binary patterns (51 for 3x3)")
     p.add_argument("--size", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_triggers)
     return parser
+
+
+def summary_line(result: dict) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return str(v)
+
+    return "  ".join(f"{k}={fmt(v)}" for k, v in result.items())
 
 
 def main(argv=None) -> int:
@@ -130,5 +226,5 @@ def main(argv=None) -> int:
     if getattr(args, "json", False):
         print(json.dumps(result))
     elif args.command != "triggers":
-        print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+        print(summary_line(result))
     return 0

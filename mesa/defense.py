@@ -1,0 +1,179 @@
+"""Defenses: retrain the backdoored model on the defender's images, stamping a fraction of each
+batch with triggers while KEEPING their true labels, so the model unlearns trigger -> target.
+
+Methods (what the stamped triggers are):
+    mesa:BETA   fresh samples from the generator G_beta
+    ensemble    G of every beta, cycled from epoch to epoch (highest beta first)
+    pixel-sgd   one reversed trigger; each baseline restart defends its own copy of the model
+    original    the attacker's true trigger (the ideal a defense can hope for)
+    finetune    no trigger at all (the control: plain fine-tuning does not remove the backdoor)
+"""
+import copy
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from .errors import MesaError
+from .generator import sample_noise
+from .metrics import evaluate
+from .progress import ProgressFn, ignore
+from .train import TrainConfig, fraction_count, train_classifier
+from .triggers import stamp
+
+METHODS = ("ensemble", "mesa:BETA", "pixel-sgd", "original", "finetune")
+Sampler = Callable[[int], torch.Tensor]  # n -> n x 3 x k x k triggers on the data's device
+
+
+@dataclass
+class DefenseConfig:
+    method: str = "ensemble"
+    epochs: int = 10
+    poison_ratio: float = 0.1
+    lr: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 128
+    restarts: int | None = None  # pixel-sgd: how many baseline triggers to defend with (default: all)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.poison_ratio <= 1:
+            raise MesaError(f"poison ratio {self.poison_ratio} must be within [0, 1]")
+        if self.epochs < 1:
+            raise MesaError("defense epochs must be >= 1")
+        parse_method(self.method)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, schedule="constant",
+                           momentum=self.momentum, weight_decay=0.0, seed=self.seed)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_method(method: str) -> tuple[str, float | None]:
+    """('mesa', 0.9) for 'mesa:0.9'; (name, None) for the others."""
+    if method.startswith("mesa:"):
+        try:
+            beta = float(method[5:])
+        except ValueError:
+            raise MesaError(f"bad method {method!r}: expected mesa:BETA, e.g. mesa:0.9") from None
+        return "mesa", beta
+    if method in ("ensemble", "pixel-sgd", "original", "finetune"):
+        return method, None
+    raise MesaError(f"unknown defense {method!r}: use {', '.join(METHODS)}")
+
+
+def generator_sampler(gen, seed: int = 0, noise: str = "uniform") -> Sampler:
+    """Fresh triggers from G (eval mode, no gradient) on every call."""
+    device = next(gen.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    gen.eval()
+
+    @torch.no_grad()
+    def sample(n):
+        return gen(sample_noise(n, gen.noise_dim, device, g, noise))
+
+    return sample
+
+
+def fixed_sampler(trigger: torch.Tensor) -> Sampler:
+    return lambda n: trigger.expand(n, -1, -1, -1)
+
+
+class StampKeepingLabels:
+    """Batch transform: stamp a fraction of the batch with triggers from the current sampler, labels kept.
+    `sampler` may be swapped between epochs (the ensemble does)."""
+
+    def __init__(self, sampler: Sampler | None, ratio: float, seed: int):
+        self.sampler, self.ratio = sampler, ratio
+        self.rng = random.Random(seed)
+        self.generators = {}
+        self.seed = seed
+
+    def __call__(self, x, y):
+        n = fraction_count(self.ratio, len(y), self.rng)
+        if n == 0 or self.sampler is None:
+            return x, y
+        g = self.generators.setdefault(x.device, torch.Generator(device=x.device).manual_seed(self.seed))
+        return torch.cat([stamp(x[:n], self.sampler(n).to(x.device), generator=g), x[n:]]), y
+
+
+def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling, held_out, trigger, target: int,
+            cfg: DefenseConfig, on_progress: ProgressFn = ignore, stage: str = "defend",
+            should_stop=lambda: False) -> tuple[torch.nn.Module, list[dict], dict]:
+    """Retrain a copy of `model`; returns (defended model, per-epoch history, final held-out metrics)."""
+    defended = copy.deepcopy(model)
+    for p in defended.parameters():
+        p.requires_grad_(True)
+    transform = StampKeepingLabels(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed)
+
+    def epoch_start(epoch):
+        transform.sampler = sampler_for_epoch(epoch)
+
+    def measure(m):
+        return evaluate(m, held_out[0], held_out[1], trigger, target)
+
+    history = train_classifier(defended, modeling[0], modeling[1], cfg.train_config(), batch_transform=transform,
+                               evaluate=measure, epoch_start=epoch_start, on_progress=on_progress, stage=stage,
+                               should_stop=should_stop)
+    return defended, history, measure(defended)
+
+
+def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, generators: dict | None = None,
+           baseline_triggers: torch.Tensor | None = None, noise: str = "uniform",
+           on_progress: ProgressFn = ignore, should_stop=lambda: False) -> tuple[dict, torch.nn.Module | None]:
+    """Run one defense method. Returns (result dict, defended model; None for pixel-sgd's many copies).
+
+    `generators` maps beta -> trained G (from the search); `baseline_triggers` are the pixel-SGD
+    restarts. Metrics are measured on the held-out split, before and after.
+    """
+    name, beta = parse_method(cfg.method)
+    device = modeling[0].device
+    generators = generators or {}
+    start = time.time()
+    before = evaluate(model, held_out[0], held_out[1], trigger, target)
+    result = {"method": cfg.method, "config": cfg.to_dict(), "before": before}
+    stage = f"defend {cfg.method}"
+    if name == "pixel-sgd":
+        if baseline_triggers is None or len(baseline_triggers) == 0:
+            raise MesaError("pixel-sgd defense needs the baseline's triggers: run `baseline` first")
+        chosen = baseline_triggers[:cfg.restarts or len(baseline_triggers)]
+        per_restart, histories = [], []
+        for i, t in enumerate(chosen):
+            sampler = fixed_sampler(t.to(device))
+            _, history, after = retrain(model, lambda _: sampler, modeling, held_out, trigger, target, cfg,
+                                        on_progress, f"{stage} {i + 1}/{len(chosen)}", should_stop)
+            per_restart.append(after)
+            histories.append(history)
+            if should_stop():
+                break
+        asrs = [r["asr"] for r in per_restart]
+        result.update(after={"clean_acc": sum(r["clean_acc"] for r in per_restart) / len(per_restart),
+                             "asr": sum(asrs) / len(asrs)},
+                      worst_asr=max(asrs), restarts=per_restart, history=histories[0], histories=histories)
+        defended = None
+    else:
+        if name == "mesa":
+            if beta not in generators:
+                raise MesaError(f"no generator for beta={beta:g}: the search has {sorted(generators)}; run `search` first")
+            sampler = generator_sampler(generators[beta].to(device), cfg.seed, noise)
+            sampler_for_epoch = lambda _: sampler  # noqa: E731
+        elif name == "ensemble":
+            if not generators:
+                raise MesaError("ensemble defense needs the search's generators: run `search` first")
+            samplers = [generator_sampler(generators[b].to(device), cfg.seed + i, noise)
+                        for i, b in enumerate(sorted(generators, reverse=True))]
+            sampler_for_epoch = lambda epoch: samplers[epoch % len(samplers)]  # noqa: E731
+        elif name == "original":
+            sampler = fixed_sampler(trigger.to(device))
+            sampler_for_epoch = lambda _: sampler  # noqa: E731
+        else:
+            sampler_for_epoch = lambda _: None  # noqa: E731
+        defended, history, after = retrain(model, sampler_for_epoch, modeling, held_out, trigger, target, cfg,
+                                           on_progress, stage, should_stop)
+        result.update(after=after, worst_asr=after["asr"], history=history)
+    result["seconds"] = round(time.time() - start, 1)
+    return result, defended
