@@ -1,5 +1,22 @@
-"""MESA Lab, the app: `streamlit run app.py`. A thin view over the `mesa` engine."""
+"""MESA Lab, the app: `streamlit run app.py`. Thin views over the `mesa` engine; long stages run
+as background jobs (mesa/jobs.py) that pages poll, so reloads and other tabs see them."""
 import streamlit as st
 
+from mesa.errors import MesaError
+from pages.common import sidebar
+
 st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
-st.navigation([st.Page("pages/overview.py", title="Overview", icon="🏠", default=True)]).run()
+page = st.navigation([
+    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+    st.Page("pages/model.py", title="Model", icon="🧠"),
+    st.Page("pages/mesa_search.py", title="MESA", icon="🔎"),
+    st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    st.Page("pages/trigger_space.py", title="Trigger space", icon="🌌"),
+    st.Page("pages/defense.py", title="Defense", icon="🛡️"),
+    st.Page("pages/presets.py", title="Presets", icon="💾"),
+])
+try:
+    sidebar()
+    page.run()
+except MesaError as e:
+    st.error(str(e))

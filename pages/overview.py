@@ -1,8 +1,16 @@
-"""Landing page: what a backdoor is, what MESA does, and what data is available here."""
+"""Landing page: what a backdoor is, what MESA does, the data available, and the one-click demo."""
+from pathlib import Path
+
 import streamlit as st
 
+from mesa import presets
 from mesa.data import cache_root
-from mesa.runs import list_runs
+from mesa.jobs import job_queue, pipeline_work
+from mesa.runs import list_runs, runs_root
+from pages.common import job_panel, metric_charts, events_frame, mosaic
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO = "CPU classroom demo"
 
 st.title("MESA Lab")
 st.markdown(
@@ -14,16 +22,52 @@ staircase approximator; Qiao, Yang & Li, NeurIPS 2019) defends by learning the w
 with sampled triggers while keeping their true labels: the backdoor is unlearned.
 """
 )
-st.subheader("Data on this machine")
-tv = cache_root() / "torchvision"
-st.markdown(
-    f"""
-- **synthetic**: always available (made on the fly, no download).
-- **cifar10**: {"present" if (tv / "cifar-10-batches-py").is_dir() else f"not downloaded (put it in `{tv}`)"}.
-- **cifar100**: {"present" if (tv / "cifar-100-python").is_dir() else f"not downloaded (put it in `{tv}`)"}.
+st.image(str(ASSETS / "mesa-overview.svg"), caption="Attack, MESA search, defense", width="stretch")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Data on this machine")
+    tv = cache_root() / "torchvision"
+    st.markdown(
+        f"""
+- **synthetic**: always available (ten shape classes drawn on the fly, no download).
+- **cifar10**: {"present" if (tv / "cifar-10-batches-py").is_dir() else f"not downloaded: put `cifar-10-batches-py/` in `{tv}` or let the first attack download it"}.
+- **cifar100**: {"present" if (tv / "cifar-100-python").is_dir() else f"not downloaded: put `cifar-100-python/` in `{tv}` or let the first attack download it"}.
 - **folder:PATH**: any image folder with `train/<class>/*` and `test/<class>/*`.
 """
-)
-runs = list_runs()
-st.subheader("Saved runs")
-st.write(f"{len(runs)} run(s) under `runs/`." if runs else "No runs yet: `python -m mesa attack --epochs 3` makes one.")
+    )
+    runs = list_runs()
+    st.markdown(f"**{len(runs)}** saved run(s) under `{runs_root()}`." if runs else
+                "No runs yet: run the demo, or train one on the **Model** page.")
+with right:
+    st.subheader("Full demo")
+    preset = presets.builtin()[DEMO]
+    st.markdown(f"{preset['description']}  \nAttack (synthetic, small CNN, {preset['attack']['epochs']} epochs) "
+                f"→ MESA search (β = {', '.join(map(str, preset['search']['betas']))}, "
+                f"{preset['search']['epochs']} epochs each) → ensemble defense ({preset['defense']['epochs']} epochs).")
+    if st.button("Run the full demo", type="primary", icon="▶️", disabled=bool(job_queue().active())):
+        job_queue().submit("demo", "full demo", pipeline_work(presets.attack_config(preset),
+                                                               presets.search_config(preset),
+                                                               presets.defense_configs(preset)))
+    if job_queue().active():
+        st.caption("A job is running: the queue runs one at a time.")
+
+
+def show_demo(job):
+    """Each stage as it goes: training curves, search curves with the current samples, defense curves."""
+    df = events_frame(job)
+    for prefix, metrics in (("train", ["loss", "clean_acc", "asr"]), ("search", ["hinge", "mi", "p_target", "asr"]),
+                            ("defend", ["loss", "clean_acc", "asr"])):
+        part = df[df["stage"].str.startswith(prefix)]
+        if len(part):
+            st.markdown(f"**{prefix}**")
+            metric_charts(part, metrics, key=f"demo-{prefix}")
+    if job.images is not None:
+        st.image(mosaic(job.images), caption=f"current trigger samples ({job.images_stage})")
+    if job.done and isinstance(job.result, dict):
+        for d in job.result.get("defenses", []):
+            st.success(f"{d['method']}: ASR {d['before']['asr']:.1%} → {d['after']['asr']:.1%}, "
+                       f"clean accuracy {d['before']['clean_acc']:.1%} → {d['after']['clean_acc']:.1%}")
+
+
+job_panel("demo", show_demo)

@@ -1,0 +1,206 @@
+"""Background jobs: one process-wide queue with one worker thread, so long stages (attack, search,
+defense, ...) outlive a page rerun, a reload or a second browser tab, and never run two at once
+(two trainings sharing 2 CPU cores would both crawl). No Streamlit here: the app only reads jobs.
+
+A job is a function `work(on_progress, should_stop) -> result`; the queue records its status,
+its last progress events, the latest image snapshot, its result or its error message.
+"""
+import functools
+import itertools
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import stages
+from .attack import run_attack
+from .data import load_data
+from .errors import MesaError
+from .progress import Progress
+from .runs import read_json
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+Work = Callable[[Callable[[Progress], None], Callable[[], bool]], object]
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str  # "attack", "search", "defense", "demo", ...
+    label: str  # what the user sees
+    work: Work
+    run_path: str | None = None  # the run it works on, when it has one
+    status: str = QUEUED
+    events: deque = field(default_factory=lambda: deque(maxlen=2000))  # dicts: stage, step, total, epoch, values
+    images: object = None  # the latest snapshot tensor (e.g. current trigger samples)
+    images_stage: str = ""
+    latest: Progress | None = None
+    result: object = None
+    error: str = ""
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def fraction(self) -> float:
+        p = self.latest
+        return min(1.0, p.step / p.total) if p and p.total else 0.0
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step; a queued job is dropped before it starts."""
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def record(self, p: Progress) -> None:
+        self.latest = p
+        self.events.append({"stage": p.stage, "step": p.step, "total": p.total, "epoch": p.epoch,
+                            **{k: v for k, v in p.values.items() if isinstance(v, (int, float))}})
+        if p.images is not None:
+            self.images, self.images_stage = p.images.detach().cpu(), p.stage
+
+
+class JobQueue:
+    """FIFO of jobs run one at a time by a daemon worker thread started on the first submit."""
+
+    def __init__(self, keep: int = 50):
+        self._jobs: list[Job] = []
+        self._pending: deque[Job] = deque()
+        self._ids = itertools.count(1)
+        self._lock = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._keep = keep
+
+    def submit(self, kind: str, label: str, work: Work, run_path=None) -> Job:
+        with self._lock:
+            job = Job(next(self._ids), kind, label, work, str(run_path) if run_path else None)
+            self._jobs.append(job)
+            self._pending.append(job)
+            self._forget_old()
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._loop, name="mesa-jobs", daemon=True)
+                self._worker.start()
+            self._lock.notify()
+        return job
+
+    def jobs(self) -> list[Job]:
+        """Newest first."""
+        with self._lock:
+            return list(reversed(self._jobs))
+
+    def get(self, job_id: int) -> Job | None:
+        return next((j for j in self.jobs() if j.id == job_id), None)
+
+    def active(self) -> list[Job]:
+        """Queued and running jobs, oldest first (the running one leads)."""
+        return [j for j in reversed(self.jobs()) if not j.done]
+
+    def latest(self, kind: str | None = None, run_path=None) -> Job | None:
+        for j in self.jobs():
+            if (kind is None or j.kind == kind) and (run_path is None or j.run_path == str(run_path)):
+                return j
+        return None
+
+    def wait(self, job: Job, timeout: float = 60.0) -> Job:
+        """Block until the job finishes (tests and scripts; the app polls instead)."""
+        end = time.time() + timeout
+        while not job.done and time.time() < end:
+            time.sleep(0.05)
+        return job
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs if j.done]
+        for j in finished[:max(0, len(finished) - self._keep)]:
+            self._jobs.remove(j)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending:
+                    self._lock.wait()
+                job = self._pending.popleft()
+            self._run(job)
+
+    @staticmethod
+    def _run(job: Job) -> None:
+        if job.should_stop():
+            job.status, job.finished = CANCELLED, time.time()
+            return
+        job.status, job.started = RUNNING, time.time()
+        try:
+            job.result = job.work(job.record, job.should_stop)
+            job.status = CANCELLED if job.should_stop() else DONE
+        except MesaError as e:
+            job.error, job.status = str(e), FAILED
+        except Exception as e:  # a bug or an out-of-memory: keep the worker alive, show the cause
+            job.error = f"{type(e).__name__}: {e}\n\n{traceback.format_exc(limit=-3)}"
+            job.status = FAILED
+        finally:
+            job.finished = time.time()
+
+
+_QUEUE = JobQueue()
+
+
+def job_queue() -> JobQueue:
+    """The process-wide queue every session shares."""
+    return _QUEUE
+
+
+@functools.lru_cache(maxsize=2)
+def cached_data(spec: str):
+    """Data sets loaded once per process (synthetic takes ~10 s to draw, CIFAR to decode); read-only."""
+    return load_data(spec)
+
+
+def open_cached(run_path):
+    """A stage Workspace on a run, its data from the process cache."""
+    config = read_json(Path(run_path) / "config.json", "run config")
+    return stages.open_run(run_path, data=cached_data(config["data"]))
+
+
+def attack_work(cfg) -> Work:
+    """Train a backdoored run (`cfg` an AttackConfig); the result is {"run": path, "metrics": ...}."""
+    def work(on_progress, should_stop):
+        path, metrics = run_attack(cfg, on_progress, should_stop, data=cached_data(cfg.data))
+        return {"run": str(path), "metrics": metrics}
+    return work
+
+
+def stage_work(run_path, stage: str, cfg, **options) -> Work:
+    """One engine stage ("search", "baseline", "defense", "detection") on a saved run."""
+    run_stage = {"search": stages.run_search, "baseline": stages.run_baseline,
+                 "defense": stages.run_defense, "detection": stages.run_detection}[stage]
+
+    def work(on_progress, should_stop):
+        ws = open_cached(run_path)
+        return run_stage(ws, cfg, on_progress=on_progress, should_stop=should_stop, **options)
+    return work
+
+
+def pipeline_work(attack_cfg, search_cfg, defense_cfgs) -> Work:
+    """The full demo: attack, then MESA search, then each defense, on the new run; stops between stages."""
+
+    def work(on_progress, should_stop):
+        path, metrics = run_attack(attack_cfg, on_progress, should_stop, data=cached_data(attack_cfg.data))
+        out = {"run": str(path), "metrics": metrics, "defenses": []}
+        if should_stop():
+            return out
+        ws = open_cached(path)
+        out["search"] = stages.run_search(ws, search_cfg, on_progress=on_progress, should_stop=should_stop)
+        for cfg in defense_cfgs:
+            if should_stop():
+                break
+            out["defenses"].append(stages.run_defense(ws, cfg, on_progress, should_stop))
+        return out
+    return work

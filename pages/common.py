@@ -1,0 +1,192 @@
+"""What every page shares: the active run, cached loaders, the sidebar, the live job panel and
+trigger images. Cached loaders are keyed by file mtimes, so new results show without stale caches."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+import torch
+from PIL import Image
+
+from mesa import artifacts, presets
+from mesa.jobs import FAILED, cached_data, job_queue
+from mesa.runs import list_runs, load_run
+
+RUN_KEY = "run_path"
+
+
+def mtime(path) -> float:
+    """Newest modification time under `path` (0 when absent): the cache key of a run's results."""
+    p = Path(path)
+    if not p.exists():
+        return 0.0
+    return max([p.stat().st_mtime] + [f.stat().st_mtime for f in p.rglob("*") if f.is_file()])
+
+
+@st.cache_resource(show_spinner="Loading data ...", max_entries=2)
+def data(spec: str):
+    return cached_data(spec)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run(path: str, _stamp: float):
+    return load_run(path)
+
+
+def run(path):
+    """The saved run (model on the CPU, eval mode), reloaded only when its files change."""
+    return _run(str(path), mtime(Path(path) / "model.pt"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _search(path: str, _stamp: float):
+    return artifacts.load_search(path)
+
+
+def search_results(path):
+    return _search(str(path), mtime(Path(path) / artifacts.FOLDER / "search.json"))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _baseline(path: str, _stamp: float):
+    return artifacts.load_baseline(path)
+
+
+def baseline_results(path):
+    return _baseline(str(path), mtime(Path(path) / artifacts.FOLDER / "baseline.pt"))
+
+
+def active_run() -> Path | None:
+    """The run chosen in the sidebar (the newest one until the user picks another)."""
+    value = st.session_state.get(RUN_KEY)
+    return Path(value) if value else None
+
+
+def select_run(path) -> None:
+    """Make `path` the active run at the next rerun (the sidebar's widget owns RUN_KEY once drawn)."""
+    st.session_state["pending_run"] = str(path)
+
+
+def sidebar() -> None:
+    runs = [str(p) for p in list_runs()]
+    with st.sidebar:
+        st.markdown("### Active run")
+        if not runs:
+            st.session_state.pop(RUN_KEY, None)
+            st.caption("No saved run yet: train one on the **Model** page or run the demo on **Overview**.")
+        else:
+            pending = st.session_state.pop("pending_run", None)
+            if pending in runs:
+                st.session_state[RUN_KEY] = pending
+            if st.session_state.get(RUN_KEY) not in runs:
+                st.session_state[RUN_KEY] = runs[0]
+            st.selectbox("Run", runs, key=RUN_KEY, format_func=lambda p: Path(p).name)
+            r = run(st.session_state[RUN_KEY])
+            c = r.config
+            st.markdown(f"**data** {c['data']} · **model** {c['model']}  \n**trigger** `{c.get('trigger')}` "
+                        f"· **target** {c['target']} ({c['classes'][c['target']]})")
+            a, b = st.columns(2)
+            a.metric("Clean acc", f"{r.metrics.get('clean_acc', float('nan')):.1%}")
+            b.metric("ASR", f"{r.metrics.get('asr', float('nan')):.1%}")
+        st.markdown("### Device")
+        st.caption(f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
+                   else f"CPU ({torch.get_num_threads()} threads), no GPU")
+        active = job_queue().active()
+        if active:
+            st.markdown("### Jobs")
+            for j in active:
+                st.caption(f"#{j.id} {j.label}: {j.status} {j.fraction:.0%}")
+
+
+def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:
+    """One 3 x k x k trigger as a crisp (nearest-neighbour) size x size picture."""
+    pixels = (trigger.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels).resize((size, size), Image.NEAREST)
+
+
+def mosaic(triggers: torch.Tensor, columns: int = 16, cell: int = 24, pad: int = 2) -> Image.Image:
+    """Many triggers in one picture on a grey background (one image is much lighter than 64 widgets)."""
+    n = len(triggers)
+    rows = max(1, -(-n // columns))
+    canvas = Image.new("RGB", (columns * (cell + pad) + pad, rows * (cell + pad) + pad), (128, 128, 128))
+    for i, t in enumerate(triggers):
+        canvas.paste(trigger_image(t, cell), (pad + (i % columns) * (cell + pad), pad + (i // columns) * (cell + pad)))
+    return canvas
+
+
+def image_grid(images: torch.Tensor, size: int = 96) -> list[Image.Image]:
+    """uint8 or [0, 1] images (N x 3 x H x W) as enlarged, crisp pictures."""
+    x = images.detach().cpu()
+    x = x if x.dtype == torch.uint8 else (x.clamp(0, 1) * 255).round().byte()
+    return [Image.fromarray(np.ascontiguousarray(i.permute(1, 2, 0).numpy())).resize((size, size), Image.NEAREST)
+            for i in x]
+
+
+def events_frame(job) -> pd.DataFrame:
+    return pd.DataFrame(list(job.events))
+
+
+def metric_charts(df: pd.DataFrame, metrics: list[str], x: str = "step", key: str = "") -> None:
+    """One small line chart per metric, one line per stage."""
+    shown = [m for m in metrics if m in df and df[m].notna().any()]
+    for col, m in zip(st.columns(max(1, len(shown))), shown):
+        d = df[df[m].notna()]
+        fig = px.line(d, x=x, y=m, color="stage", height=240)
+        fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), title=m, showlegend=len(d["stage"].unique()) > 1,
+                          legend=dict(orientation="h", y=-0.3))
+        col.plotly_chart(fig, key=f"{key}-{m}")
+
+
+def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:
+    """Live view of the latest job of `kind`: status, progress, cancel, `show(job)` (charts), error.
+    Polls while a job is queued or running; reruns the whole page once when a watched job ends,
+    so the page's saved results appear."""
+    poll = every if job_queue().active() else None
+
+    @st.fragment(run_every=poll)
+    def panel():
+        job = job_queue().latest(kind, run_path)
+        if job is None:
+            return
+        watch = f"watching-{job.id}"
+        stage = job.latest.stage if job.latest else "waiting for the worker"
+        st.markdown(f"**Job #{job.id}** {job.label}: **{job.status}**")
+        st.progress(job.fraction, text=f"{stage}: {job.fraction:.0%}")
+        if not job.done:
+            st.session_state[watch] = True
+            if st.button("Cancel", key=f"cancel-{kind}-{job.id}", icon="⏹"):
+                job.cancel()
+        if show is not None and job.events:
+            show(job)
+        if job.status == FAILED:
+            st.error(f"Job #{job.id} failed: {job.error}")
+        if job.done and st.session_state.pop(watch, False):
+            if isinstance(job.result, dict) and job.result.get("run"):
+                select_run(job.result["run"])
+            st.rerun(scope="app")
+
+    panel()
+
+
+def current_preset() -> dict:
+    """The session's configuration (attack, search, defense), which pages edit and Presets exports."""
+    if "preset" not in st.session_state:
+        st.session_state["preset"] = dict(presets.builtin()["CPU classroom demo"])
+    return st.session_state["preset"]
+
+
+def trigger_sources(path) -> list[tuple[str, "torch.Tensor", "torch.Tensor | None"]]:
+    """(source, triggers N x 3 x k x k, per-trigger ASR or None) for every saved kind of trigger of a run:
+    the MESA samples of each beta, the pixel-SGD triggers and the attacker's original trigger."""
+    out = []
+    found = search_results(path)
+    for beta, b in (found or {}).get("betas", {}).items():
+        out.append((f"MESA β={beta:g}", b["samples"], b["asr"]))
+    base = baseline_results(path)
+    if base is not None:
+        out.append(("pixel-SGD", base["triggers"], base["asr"]))
+    r = run(path)
+    if r.trigger is not None:
+        out.append(("original", r.trigger[None], torch.tensor([r.metrics["asr"]]) if "asr" in r.metrics else None))
+    return out

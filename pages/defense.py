@@ -1,0 +1,78 @@
+"""Defense page: retrain the backdoored model with each chosen method (background jobs, one after
+another), compare ASR and clean accuracy before/after, and set them beside the paper's numbers."""
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from mesa.artifacts import load_defenses
+from mesa.defense import DefenseConfig
+from mesa.jobs import job_queue, stage_work
+from pages.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, search_results
+
+# Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers: mean / worst ASR.
+PAPER = pd.DataFrame([
+    {"method": "before defense", "mean ASR": 0.987, "worst ASR": 0.924},
+    {"method": "mesa:0.9", "mean ASR": 0.034, "worst ASR": 0.059},
+    {"method": "ensemble", "mean ASR": 0.036, "worst ASR": 0.082},
+    {"method": "pixel-sgd", "mean ASR": 0.105, "worst ASR": 0.514},
+])
+
+st.title("Defense: unlearn the backdoor")
+path = active_run()
+if path is None:
+    st.info("No saved run: train one on the **Model** page first.")
+    st.stop()
+found = search_results(path)
+has_baseline = baseline_results(path) is not None
+defense = current_preset()["defense"]
+methods = ["ensemble"] + [f"mesa:{b:g}" for b in (found or {}).get("betas", {})] + ["pixel-sgd", "original", "finetune"]
+missing = {m: "needs a MESA search (MESA page)" for m in methods if m == "ensemble" and not found}
+if not has_baseline:
+    missing["pixel-sgd"] = "needs the pixel-SGD baseline (MESA page)"
+
+c1, c2, c3 = st.columns([3, 1, 1])
+chosen = c1.multiselect("Methods", methods, default=[m for m in defense.get("methods", ["ensemble"])
+                                                        if m in methods and m not in missing])
+epochs = c2.number_input("epochs", 1, 200, int(defense.get("epochs", 3)))
+ratio = c3.number_input("stamped fraction", 0.0, 1.0, float(defense.get("poison_ratio", 0.1)), 0.05)
+for m in chosen:
+    if m in missing:
+        st.warning(f"{m} {missing[m]}.")
+if st.button("Run defenses", type="primary", icon="▶️", disabled=not chosen or any(m in missing for m in chosen)):
+    current_preset()["defense"] = {"methods": chosen, "epochs": int(epochs), "poison_ratio": float(ratio)}
+    for m in chosen:
+        job_queue().submit("defense", f"defense {m} on {path.name}",
+                           stage_work(path, "defense", DefenseConfig(method=m, epochs=int(epochs), poison_ratio=float(ratio))),
+                           run_path=path)
+
+job_panel("defense", lambda job: metric_charts(events_frame(job), ["loss", "clean_acc", "asr"], key="defense-live"),
+          run_path=str(path))
+
+results = load_defenses(path)
+left, right = st.columns([2, 1])
+with right:
+    st.subheader("Paper (CIFAR-10, ResNet-18)")
+    st.dataframe(PAPER, hide_index=True)
+    st.plotly_chart(px.bar(PAPER.melt("method", var_name="measure", value_name="ASR"), x="method", y="ASR",
+                           color="measure", barmode="group", height=300), key="paper-bars")
+with left:
+    st.subheader("This run")
+    if not results:
+        st.info("No defense saved for this run yet.")
+    else:
+        rows = [{"method": m, "ASR before": r["before"]["asr"], "ASR after": r["after"]["asr"],
+                 "worst ASR": r["worst_asr"], "clean acc before": r["before"]["clean_acc"],
+                 "clean acc after": r["after"]["clean_acc"], "seconds": r["seconds"]} for m, r in results.items()]
+        table = pd.DataFrame(rows)
+        st.dataframe(table, hide_index=True)
+        for measure in ("ASR", "clean acc"):
+            long = table.melt("method", [f"{measure} before", f"{measure} after"], var_name="when", value_name=measure)
+            st.plotly_chart(px.bar(long, x="method", y=measure, color="when", barmode="group", height=300,
+                                   range_y=[0, 1]), key=f"bars-{measure}")
+
+if results:
+    st.subheader("Per-epoch curves")
+    hist = pd.concat([pd.DataFrame(r["history"]).assign(stage=m) for m, r in results.items() if r.get("history")]
+                     or [pd.DataFrame()])
+    if len(hist):
+        metric_charts(hist, ["asr", "clean_acc", "loss"], x="epoch", key="defense-history")

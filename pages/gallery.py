@@ -1,0 +1,38 @@
+"""Gallery page: the triggers themselves, enlarged with crisp pixels, per source and sorted by ASR,
+with the spread of per-trigger ASR per source."""
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pages.common import active_run, trigger_image, trigger_sources
+
+st.title("Trigger gallery")
+path = active_run()
+if path is None:
+    st.info("No saved run: train one on the **Model** page first.")
+    st.stop()
+sources = trigger_sources(path)
+if len(sources) <= 1:
+    st.info("Only the original trigger so far: run a MESA search (and the pixel-SGD baseline) on the **MESA** page.")
+
+c1, c2, c3 = st.columns(3)
+order = c1.radio("Order", ["highest ASR first", "lowest ASR first", "as sampled"], horizontal=True)
+count = c2.slider("Triggers per source", 8, 256, 48, 8)
+size = c3.slider("Cell size (px)", 24, 96, 48, 8)
+
+for name, triggers, asr in sources:
+    idx = list(range(len(triggers)))
+    if asr is not None and order != "as sampled":
+        idx = asr.argsort(descending=order == "highest ASR first").tolist()
+    idx = idx[:count]
+    st.markdown(f"**{name}**: {len(triggers)} trigger(s)"
+                + (f", mean ASR {asr.mean():.1%}, {(asr > 0.5).float().mean():.0%} above 50%" if asr is not None else ""))
+    st.image([trigger_image(triggers[i], size) for i in idx],
+             caption=[f"{asr[i]:.0%}" if asr is not None else "" for i in idx], width=size)
+
+rows = [{"source": name, "asr": a} for name, _, asr in sources if asr is not None and len(asr) > 1 for a in asr.tolist()]
+if rows:
+    st.subheader("Per-trigger ASR")
+    fig = px.histogram(pd.DataFrame(rows), x="asr", color="source", barmode="overlay", nbins=30, opacity=0.6,
+                       range_x=[0, 1], height=340, labels={"asr": "attack success rate"})
+    st.plotly_chart(fig, key="asr-histogram")

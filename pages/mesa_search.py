@@ -1,0 +1,102 @@
+"""MESA page: search the trigger distribution (one generator per beta) live, the pixel-SGD
+baseline, and detection (which class admits a whole distribution of working triggers)."""
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from mesa.baseline import BaselineConfig
+from mesa.detection import DetectionConfig
+from mesa.artifacts import load_detection
+from mesa.jobs import job_queue, stage_work
+from mesa.search import SearchConfig
+from pages.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, mosaic, run, search_results
+
+st.title("MESA: model the trigger distribution")
+path = active_run()
+if path is None:
+    st.info("No saved run: train one on the **Model** page (or run the demo on **Overview**) first.")
+    st.stop()
+r = run(path)
+search = current_preset()["search"]
+st.caption(f"Run `{path.name}`: target class {r.target} ({r.config['classes'][r.target]})")
+
+search_tab, baseline_tab, detect_tab = st.tabs(["MESA search", "Pixel-SGD baseline", "Detection"])
+
+with search_tab:
+    c1, c2, c3, c4 = st.columns(4)
+    alpha = c1.number_input("alpha (entropy weight)", 0.0, 10.0, float(search.get("alpha", 0.1)), 0.05)
+    betas = c2.multiselect("betas (ASR thresholds)", [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+                           default=[b for b in search.get("betas", [0.5, 0.8, 0.9])
+                                    if b in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)])
+    epochs = c3.number_input("epochs per beta", 1, 200, int(search.get("epochs", 2)))
+    samples = c4.number_input("samples kept per beta", 16, 4096, 256, 16)
+    if st.button("Run MESA search", type="primary", icon="▶️", disabled=not betas):
+        cfg = SearchConfig(betas=sorted(betas), alpha=float(alpha), epochs=int(epochs))
+        current_preset()["search"] = {"betas": cfg.betas, "alpha": cfg.alpha, "epochs": cfg.epochs}
+        job_queue().submit("search", f"MESA search β={cfg.betas} on {path.name}",
+                           stage_work(path, "search", cfg, num_samples=int(samples)), run_path=path)
+
+    def show_search(job):
+        df = events_frame(job)
+        last = df.groupby("stage", sort=False).last()
+        for stage, row in last.iterrows():
+            st.progress(min(1.0, row["step"] / max(row["total"], 1)), text=f"{stage}: step {row['step']}/{row['total']}")
+        metric_charts(df, ["hinge", "mi", "p_target", "asr"], key="search-live")
+        if job.images is not None:
+            st.image(mosaic(job.images), caption=f"current samples of {job.images_stage} (64 fixed noise inputs)")
+
+    job_panel("search", show_search, run_path=str(path))
+
+    found = search_results(path)
+    if found is None:
+        st.info("No saved search for this run yet.")
+    else:
+        st.subheader("Saved search")
+        summary = pd.DataFrame([{k: v for k, v in b.items() if k in ("beta", "mean_asr", "above_half", "final_mi",
+                                                                     "steps", "seconds")}
+                                for b in found["betas"].values()])
+        st.dataframe(summary, hide_index=True)
+        curves = pd.concat([pd.DataFrame(b["curve"]).assign(stage=f"beta={beta:g}")
+                            for beta, b in found["betas"].items() if b["curve"]] or [pd.DataFrame()])
+        if len(curves):
+            metric_charts(curves, ["hinge", "mi", "p_target", "asr"], key="search-saved")
+        for col, (beta, b) in zip(st.columns(len(found["betas"])), found["betas"].items()):
+            col.image(mosaic(b["samples"][:64], columns=8), caption=f"β={beta:g}: mean ASR {b['mean_asr']:.1%}")
+
+with baseline_tab:
+    st.markdown("The baseline reverse-engineers **one** trigger per restart by SGD on its pixels.")
+    c1, c2 = st.columns(2)
+    restarts = c1.number_input("restarts", 1, 100, 10)
+    steps = c2.number_input("steps", 10, 5000, 100, 10)
+    if st.button("Run pixel-SGD baseline", icon="▶️"):
+        job_queue().submit("baseline", f"pixel-SGD x{restarts} on {path.name}",
+                           stage_work(path, "baseline", BaselineConfig(restarts=int(restarts), steps=int(steps))),
+                           run_path=path)
+    job_panel("baseline", lambda job: metric_charts(events_frame(job), ["loss", "asr"], key="baseline-live"),
+              run_path=str(path))
+    base = baseline_results(path)
+    if base is not None:
+        st.image(mosaic(base["triggers"], columns=10, cell=32),
+                 caption=f"{len(base['triggers'])} pixel-SGD triggers, mean ASR {base['mean_asr']:.1%}")
+
+with detect_tab:
+    st.markdown("A short search toward **every** class: only the attacked class admits many working triggers.")
+    det_epochs = st.number_input("epochs per class", 1, 50, 1)
+    if st.button("Run detection", icon="▶️"):
+        job_queue().submit("detection", f"detection on {path.name}",
+                           stage_work(path, "detection", DetectionConfig(epochs=int(det_epochs))), run_path=path)
+    job_panel("detection", lambda job: metric_charts(events_frame(job), ["asr"], key="detect-live"),
+              run_path=str(path))
+    det = load_detection(path)
+    if det is not None:
+        names = r.config["classes"]
+        df = pd.DataFrame(det["per_class"]).assign(
+            name=lambda d: [f"{c}: {names[c]}" for c in d["class"]],
+            role=lambda d: ["attacked" if c == r.target else "other" for c in d["class"]])
+        fig = px.bar(df, x="name", y="mean_asr", color="role", height=320,
+                     color_discrete_map={"attacked": "#c0392b", "other": "#7f8c8d"},
+                     labels={"mean_asr": "achievable ASR", "name": "class"})
+        st.plotly_chart(fig, key="detection-bars")
+        verdict = "backdoor detected" if det["backdoor_detected"] else "no clear backdoor"
+        st.markdown(f"**Suspect class {det['suspect']}** ({names[det['suspect']]}), anomaly index "
+                    f"{det['anomaly_index']:.1f}: {verdict}.")

@@ -1,0 +1,137 @@
+"""Model page: configure a backdoor attack (data, architecture, trigger, target, poisoning), train
+it live as a background job, and look at clean vs stamped images with the model's predictions."""
+import dataclasses
+import hashlib
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from mesa import presets
+from mesa.attack import AttackConfig
+from mesa.errors import MesaError
+from mesa.jobs import attack_work, job_queue
+from mesa.metrics import predict
+from mesa.models import ARCHITECTURES
+from mesa.runs import runs_root
+from mesa.triggers import canonical_patterns, parse_trigger, stamp
+from pages.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
+                          run, trigger_image)
+
+SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
+CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}
+
+st.title("Model: plant a backdoor")
+attack = current_preset()["attack"]
+
+
+def pattern_gallery(current: str) -> str:
+    """The 51 canonical 3x3 patterns (equal up to rotation, flip, inversion); a click picks one."""
+    chosen = st.session_state.setdefault("pattern", int(current.split(":")[1]) if current.startswith("binary:") else 170)
+    patterns = canonical_patterns()
+    per_row = 17
+    for start in range(0, len(patterns), per_row):
+        for col, n in zip(st.columns(per_row), patterns[start:start + per_row]):
+            col.image(trigger_image(parse_trigger(f"binary:{n}"), 36))
+            if col.button(str(n), key=f"pattern-{n}", type="primary" if n == chosen else "secondary"):
+                st.session_state["pattern"] = n
+                st.rerun()
+    return f"binary:{chosen}"
+
+
+def uploaded_trigger(image_size: int) -> str | None:
+    """Save an uploaded PNG/JPEG under the runs folder and return its spec; explain a bad file."""
+    up = st.file_uploader("Trigger image (PNG/JPEG, at most a quarter of the image side, e.g. 3x3 to 8x8)",
+                          type=["png", "jpg", "jpeg", "bmp"])
+    if up is None:
+        return None
+    raw = up.getvalue()
+    folder = runs_root() / "uploaded-triggers"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha1(raw).hexdigest()[:12]}-{up.name}"
+    path.write_bytes(raw)
+    try:
+        t = parse_trigger(f"file:{path}", image_size)
+    except MesaError as e:
+        st.error(f"Cannot use {up.name}: {e}")
+        return None
+    st.image(trigger_image(t, 72), caption=f"{up.name}: {t.shape[-1]}x{t.shape[-2]}")
+    return f"file:{path}"
+
+
+with st.expander("Configure and train", expanded=active_run() is None):
+    c1, c2, c3 = st.columns(3)
+    source = c1.selectbox("Data source", SOURCES, index=SOURCES.index(attack["data"].split(":")[0]))
+    spec = source
+    if source == "folder":
+        folder = c1.text_input("Image folder (train/<class>/*, test/<class>/*)")
+        spec = f"folder:{folder}" if folder else ""
+    model = c2.selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index(attack["model"]))
+    classes = CLASS_COUNTS.get(source, 1000)
+    target = c3.number_input("Target class", 0, classes - 1, min(attack["target"], classes - 1))
+    c4, c5, c6 = st.columns(3)
+    ratio = c4.number_input("Poison ratio", 0.0, 1.0, float(attack["poison_ratio"]), 0.005, format="%.3f")
+    epochs = c5.number_input("Epochs", 1, 500, int(attack["epochs"]))
+    seed = c6.number_input("Seed", 0, 10**6, int(attack.get("seed", 0)))
+    kind = st.radio("Trigger", ["3x3 pattern", "random colours", "upload an image"], horizontal=True)
+    if kind == "3x3 pattern":
+        trigger = pattern_gallery(attack["trigger"])
+    elif kind == "random colours":
+        colour_seed = st.number_input("Colour seed", 0, 10**6, 0)
+        trigger = f"color:{colour_seed}"
+        st.image(trigger_image(parse_trigger(trigger), 72))
+    else:
+        trigger = uploaded_trigger(32 if source in CLASS_COUNTS else 1024)
+    st.caption(f"Trigger spec: `{trigger or 'none yet'}`")
+    if st.button("Train backdoored model", type="primary", icon="▶️", disabled=not (trigger and spec)):
+        cfg = AttackConfig(data=spec, model=model, trigger=trigger, target=int(target), poison_ratio=float(ratio),
+                           epochs=int(epochs), seed=int(seed))
+        current_preset()["attack"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+        presets.validate(current_preset())
+        job_queue().submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(cfg))
+
+
+def show_training(job):
+    df = events_frame(job)
+    metric_charts(df, ["loss", "train_acc"], key="train-step")
+    epochs_df = df[df["asr"].notna()] if "asr" in df else df.iloc[0:0]
+    if len(epochs_df):
+        metric_charts(epochs_df, ["clean_acc", "asr"], x="epoch", key="train-epoch")
+
+
+job_panel("attack", show_training)
+
+path = active_run()
+if path is None:
+    st.info("No saved run yet: configure and train one above.")
+    st.stop()
+r = run(path)
+st.subheader(f"Run `{path.name}`")
+st.json({"config": {k: r.config[k] for k in ("data", "model", "trigger", "target", "poison_ratio", "epochs")},
+         "metrics": r.metrics}, expanded=False)
+if r.history:
+    hist = pd.DataFrame(r.history).assign(stage="train")
+    metric_charts(hist, ["loss", "clean_acc", "asr"], x="epoch", key="history")
+
+
+@st.cache_data(show_spinner="Predicting ...", max_entries=4)
+def examples(run_path: str, spec: str, n: int = 8):
+    """n test images of other classes, clean and stamped, with the model's predictions."""
+    d = data(spec)
+    r = run(run_path)
+    keep = (d.test_labels != r.target).nonzero().flatten()[:n]
+    clean = d.test_images[keep]
+    stamped = stamp(clean, r.trigger, generator=torch.Generator().manual_seed(0))
+    return clean, stamped, d.test_labels[keep].tolist(), predict(r.model, clean).tolist(), predict(r.model, stamped).tolist()
+
+
+if r.trigger is not None:
+    st.subheader("Clean vs stamped")
+    try:
+        clean, stamped, labels, p_clean, p_stamped = examples(str(path), r.config["data"])
+    except MesaError as e:
+        st.warning(f"Cannot show examples: {e}")
+    else:
+        names = r.config["classes"]
+        st.image(image_grid(clean), caption=[f"{names[y]} → {names[p]}" for y, p in zip(labels, p_clean)], width=96)
+        st.image(image_grid(stamped), caption=[f"stamped → {names[p]}" for p in p_stamped], width=96)

@@ -1,0 +1,66 @@
+"""Trigger-space page: every trigger of the run (MESA samples of each beta, pixel-SGD, original) as
+one point of a 2-D projection; select points with the box or lasso to see those triggers."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from mesa import artifacts
+from pages.common import active_run, mtime, trigger_image, trigger_sources
+
+METHODS = ["PCA", "t-SNE", "UMAP"]
+
+st.title("Trigger space")
+path = active_run()
+if path is None:
+    st.info("No saved run: train one on the **Model** page first.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Projecting triggers ...", max_entries=16)
+def projection(run_path: str, _stamp: float, method: str) -> pd.DataFrame:
+    """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR."""
+    sources = trigger_sources(run_path)
+    rows, vectors = [], []
+    for name, triggers, asr in sources:
+        for i, t in enumerate(triggers):
+            rows.append({"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan})
+            vectors.append(t.flatten().numpy())
+    x = np.stack(vectors).astype(np.float64)
+    if method == "PCA" or len(x) < 5:
+        from sklearn.decomposition import PCA
+        xy = PCA(n_components=2, random_state=0).fit_transform(x) if len(x) >= 2 else np.zeros((len(x), 2))
+    elif method == "t-SNE":
+        from sklearn.manifold import TSNE
+        xy = TSNE(n_components=2, perplexity=min(30, len(x) - 1), init="pca", random_state=0).fit_transform(x)
+    else:
+        import umap
+        xy = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), random_state=0).fit_transform(x)
+    return pd.DataFrame(rows).assign(x=xy[:, 0], y=xy[:, 1])
+
+
+sources = trigger_sources(path)
+if len(sources) <= 1:
+    st.info("Only the original trigger so far: run a MESA search on the **MESA** page to fill the space.")
+    st.stop()
+method = st.segmented_control("Projection", METHODS, default="PCA") or "PCA"
+df = projection(str(path), mtime(Path(path) / artifacts.FOLDER), method)
+fig = px.scatter(df, x="x", y="y", color="source", custom_data=["source", "index", "asr"], height=560,
+                 symbol="source", hover_data={"x": False, "y": False, "asr": ":.1%", "index": True})
+fig.update_traces(marker=dict(size=7, opacity=0.75))
+fig.update_traces(selector=dict(name="original"), marker=dict(size=16, line=dict(width=2, color="black")))
+fig.update_layout(dragmode="lasso", legend=dict(orientation="h", y=-0.12), margin=dict(l=10, r=10, t=10, b=10))
+event = st.plotly_chart(fig, key=f"space-{method}", on_select="rerun", selection_mode=("box", "lasso", "points"))
+
+points = (event or {}).get("selection", {}).get("points", []) if event else []
+if not points:
+    st.caption("Draw a box or lasso around points to see their triggers here.")
+else:
+    triggers = {name: t for name, t, _ in sources}
+    chosen = [(p["customdata"][0], int(p["customdata"][1]), p["customdata"][2]) for p in points[:128]]
+    chosen.sort(key=lambda c: -(c[2] if c[2] == c[2] else -1))
+    st.markdown(f"**{len(points)} selected** (showing {len(chosen)}, highest ASR first)")
+    st.image([trigger_image(triggers[s][i], 48) for s, i, _ in chosen],
+             caption=[f"{s} {a:.0%}" if a == a else s for s, _, a in chosen], width=48)

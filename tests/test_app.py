@@ -1,0 +1,136 @@
+"""The Streamlit app, headless (streamlit.testing): every page renders with no run and with a small
+saved run (attack, search, baseline, defense made once per session), key widgets exist, and a
+tiny job runs end to end through the background queue."""
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mesa import artifacts, stages
+from mesa.attack import AttackConfig, run_attack
+from mesa.baseline import BaselineConfig
+from mesa.defense import DefenseConfig
+from mesa.jobs import CANCELLED, DONE, FAILED, JobQueue, attack_work, cached_data, stage_work
+from mesa.progress import Progress
+from mesa.search import SearchConfig
+
+streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["overview", "model", "mesa_search", "gallery", "trigger_space", "defense", "presets"]
+
+
+def tiny(data):
+    """The first 1,024 training and 500 test images: enough for every stage to run a few steps."""
+    return dataclasses.replace(data, train_images=data.train_images[:1024], train_labels=data.train_labels[:1024],
+                               test_images=data.test_images[:500], test_labels=data.test_labels[:500])
+
+
+@pytest.fixture(scope="session")
+def saved_run(tmp_path_factory):
+    """A 1-epoch synthetic run with every kind of result, made once on a sliver of the data."""
+    torch.set_num_threads(2)
+    data = tiny(cached_data("synthetic"))
+    path, _ = run_attack(AttackConfig(epochs=1, out=str(tmp_path_factory.mktemp("runs"))), data=data)
+    ws = stages.open_run(path, "cpu", data)
+    stages.run_search(ws, SearchConfig(betas=[0.5, 0.9], epochs=1), num_samples=32)
+    stages.run_baseline(ws, BaselineConfig(restarts=3, steps=5))
+    stages.run_defense(ws, DefenseConfig(method="ensemble", epochs=1))
+    artifacts.save_detection(path, {"per_class": [{"class": c, "mean_asr": 0.9 if c == 0 else 0.1, "max_asr": 1.0}
+                                                  for c in range(10)],
+                                    "suspect": 0, "anomaly_index": 9.0, "backdoor_detected": True})
+    return path
+
+
+@pytest.fixture
+def with_run(saved_run):
+    """The saved run copied into this test's $MESA_RUNS (set by conftest)."""
+    dest = Path(os.environ["MESA_RUNS"]) / saved_run.name
+    shutil.copytree(saved_run, dest)
+    return dest
+
+
+def app(page: str | None = None):
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    return at
+
+
+def assert_clean(at):
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_without_runs(page):
+    assert_clean(app(page))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_with_a_run(page, with_run):
+    at = app(page)
+    assert_clean(at)
+    assert not any("No saved run" in i.value for i in at.info)
+
+
+def test_sidebar_shows_the_active_run(with_run):
+    at = app()
+    assert at.sidebar.selectbox[0].value == str(with_run)
+    assert [m.label for m in at.sidebar.metric] == ["Clean acc", "ASR"]
+
+
+def test_key_widgets_exist(with_run):
+    at = app()
+    assert any(b.label == "Run the full demo" for b in at.button)
+    at = app("model")
+    labels = {w.label for w in at.selectbox} | {w.label for w in at.number_input}
+    assert {"Data source", "Architecture", "Target class", "Poison ratio", "Epochs"} <= labels
+    assert sum(b.key.startswith("pattern-") for b in at.button if b.key) == 51
+    at = app("mesa_search")
+    assert {"alpha (entropy weight)", "epochs per beta"} <= {w.label for w in at.number_input}
+    assert any(b.label == "Run MESA search" for b in at.button)
+    at = app("defense")
+    assert at.multiselect[0].value == ["ensemble"]
+    at = app("presets")
+    assert at.selectbox[0].options == ["CPU classroom demo", "paper: ResNet-18 CIFAR-10"]
+
+
+def test_choosing_a_pattern_sets_the_trigger():
+    at = app("model")
+    next(b for b in at.button if b.key == "pattern-7").click().run()
+    assert_clean(at)
+    assert any("binary:7" in c.value for c in at.caption)
+
+
+def recording_work(on_progress, should_stop):
+    for step in range(1, 4):
+        on_progress(Progress("count", step, 3, values={"x": step}, images=torch.zeros(2, 3, 3, 3)))
+    return {"counted": 3}
+
+
+def test_job_queue_runs_jobs_in_order_and_reports_failures():
+    q = JobQueue()
+    job = q.submit("count", "count", recording_work)
+    failing = q.submit("attack", "bad target", attack_work(AttackConfig(epochs=1, target=99)))
+    dropped = q.submit("count", "cancelled while queued", recording_work)
+    dropped.cancel()
+    q.wait(dropped, 120)
+    assert job.status == DONE and job.result == {"counted": 3}
+    assert [e["x"] for e in job.events] == [1, 2, 3] and job.fraction == 1.0 and job.images.shape == (2, 3, 3, 3)
+    assert failing.status == FAILED and "out of range" in failing.error
+    assert dropped.status == CANCELLED and not dropped.events
+    assert q.active() == [] and q.latest("count") is dropped
+
+
+def test_a_stage_job_runs_end_to_end_on_a_saved_run(with_run):
+    q = JobQueue()
+    job = q.wait(q.submit("baseline", "baseline", stage_work(with_run, "baseline", BaselineConfig(restarts=2, steps=3)),
+                          run_path=with_run), 300)
+    assert job.status == DONE, job.error
+    assert job.result["restarts"] == 2 and job.events[-1]["stage"] == "baseline pixel-sgd"
+    assert len(artifacts.load_baseline(with_run)["triggers"]) == 2
