@@ -64,6 +64,12 @@ def unfreeze(model):
     return model
 
 
+def capped_target_probability(p_target: torch.Tensor, beta: float) -> torch.Tensor:
+    """mean(min(p_target, beta)): the paper's hinge max(0, beta - p) up to a constant. Triggers
+    already above beta get no gradient, so the entropy term is free to spread them out."""
+    return torch.clamp(p_target, max=beta).mean()
+
+
 def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: int, beta: float,
                     cfg: SearchConfig, num_classes: int, on_progress: ProgressFn = ignore,
                     should_stop=lambda: False) -> tuple[TriggerGenerator, list[dict], list[torch.Tensor]]:
@@ -97,7 +103,7 @@ def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: i
             noisy = triggers + cfg.noise_std * torch.randn(triggers.shape, device=device, generator=g)
             logits = model(stamp(x, noisy, generator=g))
             p_target = logits.softmax(1)[:, target]
-            hinge = torch.clamp(p_target, max=beta).mean()
+            hinge = capped_target_probability(p_target, beta)
             mi = mine_lower_bound(stats, z, z_marginal, triggers)
             loss = -hinge - cfg.alpha * mi
             opt_g.zero_grad(set_to_none=True)

@@ -1,0 +1,87 @@
+"""The app in a real browser: `streamlit run app.py` on loopback, driven by Debian's chromium through
+Playwright. Every page must render with no Streamlit exception box and no console error; screenshots
+go to test-artifacts/ for a human to look at."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_app import saved_run  # noqa: F401  (the session fixture: a small run with every result)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+PAGES = {"overview": "", "model": "model", "mesa": "mesa_search", "gallery": "gallery",
+         "trigger-space": "trigger_space", "defense": "defense", "presets": "presets"}
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright: pip install playwright")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(saved_run, tmp_path):  # noqa: F811
+    """A headless Streamlit server on a free loopback port, with the saved run as its only run."""
+    runs = tmp_path / "runs"
+    shutil.copytree(saved_run, runs / saved_run.name)
+    port = free_port()
+    env = {**os.environ, "MESA_RUNS": str(runs), "MESA_CACHE": str(tmp_path / "cache")}
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited: {(tmp_path / 'streamlit.log').read_text()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def settle(page) -> None:
+    """Wait until the page has a title and Streamlit has stopped running the script."""
+    page.wait_for_selector("h1", timeout=90_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    page.wait_for_timeout(1500)
+
+
+def test_every_page_renders_in_chromium(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        for name, path in PAGES.items():
+            page.goto(f"{server}/{path}")
+            settle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
+            assert page.locator('[data-testid="stSidebar"]').get_by_text("Active run").count() == 1
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        browser.close()
+    assert not errors, errors

@@ -1,0 +1,66 @@
+"""The method end to end on the embedded data: attack -> MESA search -> defenses, through the CLI."""
+import contextlib
+import io
+import json
+
+import pytest
+
+from mesa import artifacts
+from mesa.cli import main
+
+
+def _run(capsys, argv):
+    assert main(argv + ["--json", "--quiet"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def searched_run(tmp_path_factory):
+    """A backdoored small model on synthetic (3 epochs) with its MESA search (3 betas)."""
+    out = tmp_path_factory.mktemp("runs")
+    buffer = io.StringIO()  # module fixtures cannot use capsys
+    with contextlib.redirect_stdout(buffer):
+        assert main(["attack", "--data", "synthetic", "--epochs", "3", "--out", str(out), "--json", "--quiet"]) == 0
+        attack = json.loads(buffer.getvalue().strip().splitlines()[-1])
+        assert main(["search", attack["run"], "--epochs", "10", "--samples", "64", "--json", "--quiet"]) == 0
+        found = json.loads(buffer.getvalue().strip().splitlines()[-1])
+    return attack, found
+
+
+def test_mesa_samples_fire_the_backdoor(searched_run):
+    attack, found = searched_run
+    assert attack["asr"] >= 0.9
+    by_beta = {b["beta"]: b for b in found["betas"]}
+    assert sorted(by_beta) == [0.5, 0.8, 0.9]
+    assert sum(b["mean_asr"] for b in found["betas"]) / 3 >= 0.8
+    saved = artifacts.load_search(attack["run"])
+    assert saved["betas"][0.9]["samples"].shape == (64, 3, 3, 3)
+    assert saved["betas"][0.9]["snapshots"].shape[0] == 10  # one snapshot per epoch
+    assert saved["betas"][0.9]["curve"][-1]["mi"] > 0
+
+
+def test_ensemble_defense_removes_the_backdoor_and_finetune_does_not(searched_run, capsys):
+    attack, _ = searched_run
+    ensemble = _run(capsys, ["defend", attack["run"], "--method", "ensemble", "--epochs", "3"])
+    assert ensemble["before"]["asr"] >= 0.9
+    assert ensemble["after"]["asr"] <= 0.15
+    assert ensemble["after"]["clean_acc"] >= ensemble["before"]["clean_acc"] - 0.03
+    control = _run(capsys, ["defend", attack["run"], "--method", "finetune", "--epochs", "3"])
+    assert control["after"]["asr"] >= 0.8  # plain fine-tuning leaves the backdoor in place
+    assert set(artifacts.load_defenses(attack["run"])) == {"ensemble", "finetune"}
+
+
+def test_baseline_and_pixel_sgd_defense(searched_run, capsys):
+    attack, _ = searched_run
+    base = _run(capsys, ["baseline", attack["run"], "--restarts", "2", "--steps", "60"])
+    assert base["restarts"] == 2 and 0 <= base["mean_asr"] <= 1
+    result = _run(capsys, ["defend", attack["run"], "--method", "pixel-sgd", "--epochs", "1"])
+    saved = artifacts.load_defenses(attack["run"])["pixel-sgd"]
+    assert len(saved["restarts"]) == 2 and result["worst_asr"] == max(r["asr"] for r in saved["restarts"])
+
+
+def test_defense_needs_the_search(tmp_path, capsys):
+    assert main(["attack", "--epochs", "1", "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"]
+    assert main(["defend", run, "--method", "mesa:0.9"]) == 2
+    assert "run `search` first" in capsys.readouterr().err
