@@ -7,13 +7,13 @@ from pages.common import sidebar
 
 st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
 page = st.navigation([
-    st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
-    st.Page("pages/model.py", title="Model", icon="🧠"),
-    st.Page("pages/mesa_search.py", title="MESA", icon="🔎"),
-    st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
-    st.Page("pages/trigger_space.py", title="Trigger space", icon="🌌"),
-    st.Page("pages/defense.py", title="Defense", icon="🛡️"),
-    st.Page("pages/presets.py", title="Presets", icon="💾"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
+    st.Page("pages/mesa_search.py", title="MESA", icon=":material/search:"),
+    st.Page("pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
+    st.Page("pages/trigger_space.py", title="Trigger space", icon=":material/scatter_plot:"),
+    st.Page("pages/defense.py", title="Defense", icon=":material/shield:"),
+    st.Page("pages/presets.py", title="Presets", icon=":material/save:"),
 ])
 try:
     sidebar()

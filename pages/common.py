@@ -58,9 +58,13 @@ def baseline_results(path):
 
 
 def active_run() -> Path | None:
-    """The run chosen in the sidebar (the newest one until the user picks another)."""
+    """The run chosen in the sidebar; the newest run until the user picks another (or when the choice
+    was deleted meanwhile)."""
     value = st.session_state.get(RUN_KEY)
-    return Path(value) if value else None
+    if value and Path(value).is_dir():
+        return Path(value)
+    runs = list_runs()
+    return runs[0] if runs else None
 
 
 def select_run(path) -> None:
@@ -132,7 +136,7 @@ def metric_charts(df: pd.DataFrame, metrics: list[str], x: str = "step", key: st
     shown = [m for m in metrics if m in df and df[m].notna().any()]
     for col, m in zip(st.columns(max(1, len(shown))), shown):
         d = df[df[m].notna()]
-        fig = px.line(d, x=x, y=m, color="stage", height=240)
+        fig = px.line(d, x=x, y=m, color="stage", height=240, markers=len(d) < 40)
         fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), title=m, showlegend=len(d["stage"].unique()) > 1,
                           legend=dict(orientation="h", y=-0.3))
         col.plotly_chart(fig, key=f"{key}-{m}")
@@ -146,16 +150,19 @@ def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:
 
     @st.fragment(run_every=poll)
     def panel():
-        job = job_queue().latest(kind, run_path)
+        mine = [j for j in job_queue().active() if j.kind == kind and (run_path is None or j.run_path == str(run_path))]
+        job = mine[0] if mine else job_queue().latest(kind, run_path)
         if job is None:
             return
+        if len(mine) > 1:
+            st.caption(f"{len(mine) - 1} more {kind} job(s) queued after this one.")
         watch = f"watching-{job.id}"
         stage = job.latest.stage if job.latest else "waiting for the worker"
         st.markdown(f"**Job #{job.id}** {job.label}: **{job.status}**")
         st.progress(job.fraction, text=f"{stage}: {job.fraction:.0%}")
         if not job.done:
             st.session_state[watch] = True
-            if st.button("Cancel", key=f"cancel-{kind}-{job.id}", icon="⏹"):
+            if st.button("Cancel", key=f"cancel-{kind}-{job.id}", icon=":material/stop:"):
                 job.cancel()
         if show is not None and job.events:
             show(job)

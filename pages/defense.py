@@ -38,7 +38,7 @@ ratio = c3.number_input("stamped fraction", 0.0, 1.0, float(defense.get("poison_
 for m in chosen:
     if m in missing:
         st.warning(f"{m} {missing[m]}.")
-if st.button("Run defenses", type="primary", icon="▶️", disabled=not chosen or any(m in missing for m in chosen)):
+if st.button("Run defenses", type="primary", icon=":material/play_arrow:", disabled=not chosen or any(m in missing for m in chosen)):
     current_preset()["defense"] = {"methods": chosen, "epochs": int(epochs), "poison_ratio": float(ratio)}
     for m in chosen:
         job_queue().submit("defense", f"defense {m} on {path.name}",

@@ -30,7 +30,7 @@ with search_tab:
                                     if b in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)])
     epochs = c3.number_input("epochs per beta", 1, 200, int(search.get("epochs", 2)))
     samples = c4.number_input("samples kept per beta", 16, 4096, 256, 16)
-    if st.button("Run MESA search", type="primary", icon="▶️", disabled=not betas):
+    if st.button("Run MESA search", type="primary", icon=":material/play_arrow:", disabled=not betas):
         cfg = SearchConfig(betas=sorted(betas), alpha=float(alpha), epochs=int(epochs))
         current_preset()["search"] = {"betas": cfg.betas, "alpha": cfg.alpha, "epochs": cfg.epochs}
         job_queue().submit("search", f"MESA search β={cfg.betas} on {path.name}",
@@ -52,9 +52,8 @@ with search_tab:
         st.info("No saved search for this run yet.")
     else:
         st.subheader("Saved search")
-        summary = pd.DataFrame([{k: v for k, v in b.items() if k in ("beta", "mean_asr", "above_half", "final_mi",
-                                                                     "steps", "seconds")}
-                                for b in found["betas"].values()])
+        columns = ["beta", "mean_asr", "above_half", "final_mi", "steps", "seconds"]
+        summary = pd.DataFrame([{k: b.get(k) for k in columns} for b in found["betas"].values()])
         st.dataframe(summary, hide_index=True)
         curves = pd.concat([pd.DataFrame(b["curve"]).assign(stage=f"beta={beta:g}")
                             for beta, b in found["betas"].items() if b["curve"]] or [pd.DataFrame()])
@@ -68,7 +67,7 @@ with baseline_tab:
     c1, c2 = st.columns(2)
     restarts = c1.number_input("restarts", 1, 100, 10)
     steps = c2.number_input("steps", 10, 5000, 100, 10)
-    if st.button("Run pixel-SGD baseline", icon="▶️"):
+    if st.button("Run pixel-SGD baseline", icon=":material/play_arrow:"):
         job_queue().submit("baseline", f"pixel-SGD x{restarts} on {path.name}",
                            stage_work(path, "baseline", BaselineConfig(restarts=int(restarts), steps=int(steps))),
                            run_path=path)
@@ -82,7 +81,7 @@ with baseline_tab:
 with detect_tab:
     st.markdown("A short search toward **every** class: only the attacked class admits many working triggers.")
     det_epochs = st.number_input("epochs per class", 1, 50, 1)
-    if st.button("Run detection", icon="▶️"):
+    if st.button("Run detection", icon=":material/play_arrow:"):
         job_queue().submit("detection", f"detection on {path.name}",
                            stage_work(path, "detection", DetectionConfig(epochs=int(det_epochs))), run_path=path)
     job_panel("detection", lambda job: metric_charts(events_frame(job), ["asr"], key="detect-live"),

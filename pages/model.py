@@ -83,7 +83,7 @@ with st.expander("Configure and train", expanded=active_run() is None):
     else:
         trigger = uploaded_trigger(32 if source in CLASS_COUNTS else 1024)
     st.caption(f"Trigger spec: `{trigger or 'none yet'}`")
-    if st.button("Train backdoored model", type="primary", icon="▶️", disabled=not (trigger and spec)):
+    if st.button("Train backdoored model", type="primary", icon=":material/play_arrow:", disabled=not (trigger and spec)):
         cfg = AttackConfig(data=spec, model=model, trigger=trigger, target=int(target), poison_ratio=float(ratio),
                            epochs=int(epochs), seed=int(seed))
         current_preset()["attack"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}

@@ -45,7 +45,7 @@ with right:
     st.markdown(f"{preset['description']}  \nAttack (synthetic, small CNN, {preset['attack']['epochs']} epochs) "
                 f"→ MESA search (β = {', '.join(map(str, preset['search']['betas']))}, "
                 f"{preset['search']['epochs']} epochs each) → ensemble defense ({preset['defense']['epochs']} epochs).")
-    if st.button("Run the full demo", type="primary", icon="▶️", disabled=bool(job_queue().active())):
+    if st.button("Run the full demo", type="primary", icon=":material/play_arrow:", disabled=bool(job_queue().active())):
         job_queue().submit("demo", "full demo", pipeline_work(presets.attack_config(preset),
                                                                presets.search_config(preset),
                                                                presets.defense_configs(preset)))

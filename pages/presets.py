@@ -10,7 +10,7 @@ st.title("Presets")
 builtin = presets.builtin()
 name = st.selectbox("Built-in presets", list(builtin))
 st.caption(builtin[name].get("description", ""))
-if st.button("Use this preset", icon="✅"):
+if st.button("Use this preset", icon=":material/check:"):
     st.session_state["preset"] = dict(builtin[name])
     st.success(f"Loaded {name!r}: the Model, MESA and Defense pages now start from it.")
 
@@ -31,4 +31,4 @@ try:
 except MesaError as e:
     st.error(f"The current configuration is not valid: {e}")
 else:
-    st.download_button("Export as JSON", text, file_name="mesa-lab-preset.json", mime="application/json", icon="💾")
+    st.download_button("Export as JSON", text, file_name="mesa-lab-preset.json", mime="application/json", icon=":material/download:")

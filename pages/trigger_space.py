@@ -41,6 +41,11 @@ def projection(run_path: str, _stamp: float, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(x=xy[:, 0], y=xy[:, 1])
 
 
+def known(asr):
+    """An ASR from the chart's custom data; None when the trigger has none (NaN or null)."""
+    return asr if isinstance(asr, (int, float)) and asr == asr else None
+
+
 sources = trigger_sources(path)
 if len(sources) <= 1:
     st.info("Only the original trigger so far: run a MESA search on the **MESA** page to fill the space.")
@@ -59,8 +64,8 @@ if not points:
     st.caption("Draw a box or lasso around points to see their triggers here.")
 else:
     triggers = {name: t for name, t, _ in sources}
-    chosen = [(p["customdata"][0], int(p["customdata"][1]), p["customdata"][2]) for p in points[:128]]
-    chosen.sort(key=lambda c: -(c[2] if c[2] == c[2] else -1))
+    chosen = [(p["customdata"][0], int(p["customdata"][1]), known(p["customdata"][2])) for p in points[:128]]
+    chosen.sort(key=lambda c: -1 if c[2] is None else -c[2])
     st.markdown(f"**{len(points)} selected** (showing {len(chosen)}, highest ASR first)")
     st.image([trigger_image(triggers[s][i], 48) for s, i, _ in chosen],
-             caption=[f"{s} {a:.0%}" if a == a else s for s, _, a in chosen], width=48)
+             caption=[s if a is None else f"{s} {a:.0%}" for s, _, a in chosen], width=48)

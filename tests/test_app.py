@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mesa import artifacts, stages
+from mesa import artifacts, jobs, stages
 from mesa.attack import AttackConfig, run_attack
 from mesa.baseline import BaselineConfig
 from mesa.defense import DefenseConfig
@@ -50,6 +50,13 @@ def with_run(saved_run):
     dest = Path(os.environ["MESA_RUNS"]) / saved_run.name
     shutil.copytree(saved_run, dest)
     return dest
+
+
+@pytest.fixture(autouse=True)
+def fresh_queue(monkeypatch):
+    """Each test sees its own process-wide job queue, so one test's jobs never show on another's pages."""
+    monkeypatch.setattr(jobs, "_QUEUE", JobQueue())
+    return jobs.job_queue()
 
 
 def app(page: str | None = None):
@@ -134,3 +141,22 @@ def test_a_stage_job_runs_end_to_end_on_a_saved_run(with_run):
     assert job.status == DONE, job.error
     assert job.result["restarts"] == 2 and job.events[-1]["stage"] == "baseline pixel-sgd"
     assert len(artifacts.load_baseline(with_run)["triggers"]) == 2
+
+
+def test_a_failed_job_shows_its_error_on_its_page(fresh_queue):
+    fresh_queue.wait(fresh_queue.submit("attack", "bad", attack_work(AttackConfig(epochs=1, target=99))), 120)
+    at = app("model")
+    assert any("failed" in e.value and "out of range" in e.value for e in at.error)
+
+
+def test_a_button_starts_a_background_job_and_the_page_follows_it(with_run, fresh_queue):
+    at = app("mesa_search")
+    next(n for n in at.number_input if n.label == "restarts").set_value(2)
+    next(n for n in at.number_input if n.label == "steps").set_value(10)
+    next(b for b in at.button if b.label == "Run pixel-SGD baseline").click().run()
+    job = fresh_queue.latest("baseline")
+    assert job is not None and job.run_path == str(with_run)
+    fresh_queue.wait(job, 300)
+    at.run()
+    assert_clean(at)
+    assert job.status == DONE and any(f"Job #{job.id}" in m.value and "done" in m.value for m in at.markdown)
