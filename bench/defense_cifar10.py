@@ -1,0 +1,163 @@
+"""The paper's experiment on the real CIFAR-10 copy, small model: for each trigger, backdoor a clean
+base model by fine-tuning, run MESA and the pixel-SGD baseline, then every defense.
+
+    python bench/defense_cifar10.py              # all cases, resumable
+    python bench/defense_cifar10.py --table      # print the markdown table of what is measured
+
+Resumable at every stage: the base model, each case's attack run, its search, baseline and each
+defense are saved as they finish (bench/out/, docs/results/defense_cifar10.json) and skipped when
+the script runs again, so the table grows over several sessions.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import cifar10_folder, machine  # noqa: E402
+
+from mesa import artifacts, atomic  # noqa: E402
+from mesa.attack import AttackConfig, run_attack  # noqa: E402
+from mesa.baseline import BaselineConfig  # noqa: E402
+from mesa.data import load_data  # noqa: E402
+from mesa.defense import DefenseConfig  # noqa: E402
+from mesa.search import SearchConfig  # noqa: E402
+from mesa.stages import open_run, run_baseline, run_defense, run_search  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "defense_cifar10"
+RESULT = ROOT / "docs" / "results" / "defense_cifar10.json"
+CASES = [("binary:170", 0), ("binary:7", 0), ("binary:16", 0), ("binary:84", 0), ("binary:186", 0),
+         ("binary:94", 0), ("color:1", 3), ("color:2", 7)]
+METHODS = ["mesa:0.5", "mesa:0.8", "mesa:0.9", "ensemble", "pixel-sgd", "original", "finetune"]
+PAPER = "before 0.987 mean / 0.924 worst; MESA beta=0.9 0.034 / 0.059; ensemble 0.036 / 0.082; pixel-SGD 0.105 / 0.514"
+
+
+def log(prefix):
+    last = [0.0]
+
+    def show(p):
+        if time.time() - last[0] > 30 or p.step == p.total:
+            last[0] = time.time()
+            values = {k: round(v, 3) for k, v in p.values.items() if isinstance(v, float)}
+            print(f"  {prefix} {p.stage} {p.step}/{p.total} {values}", flush=True)
+
+    return show
+
+
+def marker(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def base_run(data, spec, args) -> Path:
+    done = marker(OUT / "base.json")
+    if done:
+        return Path(done["run"])
+    print("training the clean base model", flush=True)
+    path, metrics = run_attack(AttackConfig(data=spec, model="small", trigger="binary:170", target=0, poison_ratio=0.0,
+                                            epochs=args.base_epochs, out=str(OUT / "runs"), device=args.device),
+                               log("base"), data=data)
+    atomic.write_json(OUT / "base.json", {"run": str(path), "metrics": metrics})
+    return path
+
+
+def case_run(data, spec, base, trigger, target, args) -> Path:
+    key = f"{trigger.replace(':', '')}-t{target}"
+    done = marker(OUT / f"attack-{key}.json")
+    if done:
+        return Path(done["run"])
+    print(f"backdoor {trigger} -> {target} by fine-tuning the base", flush=True)
+    path, metrics = run_attack(AttackConfig(data=spec, model="small", trigger=trigger, target=target,
+                                            poison_ratio=0.01, epochs=args.attack_epochs, init=str(base),
+                                            lr=args.attack_lr, out=str(OUT / "runs"), device=args.device),
+                               log(key), data=data)
+    atomic.write_json(OUT / f"attack-{key}.json", {"run": str(path), "metrics": metrics})
+    return path
+
+
+def run_case(data, spec, base, trigger, target, args) -> dict:
+    key = f"{trigger.replace(':', '')}-t{target}"
+    run = case_run(data, spec, base, trigger, target, args)
+    ws = open_run(run, args.device, data=data)
+    timings = marker(run / "mesa" / "bench-timings.json") or {}
+    if artifacts.load_search(run) is None:
+        t = time.time()
+        run_search(ws, SearchConfig(epochs=args.search_epochs), on_progress=log(key))
+        timings["search"] = round(time.time() - t, 1)
+        atomic.write_json(run / "mesa" / "bench-timings.json", timings)
+    if artifacts.load_baseline(run) is None:
+        t = time.time()
+        run_baseline(ws, BaselineConfig(restarts=args.restarts), on_progress=log(key))
+        timings["baseline"] = round(time.time() - t, 1)
+        atomic.write_json(run / "mesa" / "bench-timings.json", timings)
+    done = artifacts.load_defenses(run)
+    for method in METHODS:
+        if method in done:
+            continue
+        cfg = DefenseConfig(method=method, epochs=args.defense_epochs, poison_ratio=args.poison_ratio,
+                            restarts=args.restarts)
+        run_defense(ws, cfg, on_progress=log(key))
+        done = artifacts.load_defenses(run)
+    attack = marker(OUT / f"attack-{key}.json")
+    search = artifacts.load_search(run)
+    return {"trigger": trigger, "target": target, "run": str(run), "attack": attack["metrics"],
+            "search": {str(b): {k: v[k] for k in ("mean_asr", "above_half", "seconds")} for b, v in search["betas"].items()},
+            "timings": timings,
+            "defenses": {m: {k: d[k] for k in ("before", "after", "worst_asr", "seconds")} for m, d in done.items()}}
+
+
+def table(results: list[dict]) -> str:
+    head = ["trigger -> target", "ASR before"] + [f"ASR {m}" for m in METHODS] + ["clean before", "clean after (ensemble)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        d = r["defenses"]
+        any_def = next(iter(d.values()))
+        cells = [f"{r['trigger']} -> {r['target']}", f"{any_def['before']['asr']:.3f}"]
+        for m in METHODS:
+            if m not in d:
+                cells.append("")
+            elif m == "pixel-sgd":
+                cells.append(f"{d[m]['after']['asr']:.3f} (worst {d[m]['worst_asr']:.3f})")
+            else:
+                cells.append(f"{d[m]['after']['asr']:.3f}")
+        cells += [f"{any_def['before']['clean_acc']:.3f}",
+                  f"{d['ensemble']['after']['clean_acc']:.3f}" if "ensemble" in d else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--base-epochs", type=int, default=10)
+    parser.add_argument("--attack-epochs", type=int, default=3)
+    parser.add_argument("--attack-lr", type=float, default=0.01)
+    parser.add_argument("--search-epochs", type=int, default=10)
+    parser.add_argument("--defense-epochs", type=int, default=10)
+    parser.add_argument("--poison-ratio", type=float, default=0.1)
+    parser.add_argument("--restarts", type=int, default=5)
+    parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    results = json.loads(RESULT.read_text()) if RESULT.exists() else {"cases": {}, "settings": vars(args)}
+    if args.table:
+        print(table(list(results["cases"].values())))
+        print(f"\nPaper (ResNet-18, 51 triggers): {PAPER}")
+        return
+    spec = f"folder:{cifar10_folder()}"
+    data = load_data(spec)
+    base = base_run(data, spec, args)
+    for trigger, target in CASES[:args.cases]:
+        key = f"{trigger}->{target}"
+        if key in results["cases"] and len(results["cases"][key]["defenses"]) == len(METHODS):
+            continue
+        results["cases"][key] = {**run_case(data, spec, base, trigger, target, args), "machine": machine()}
+        atomic.write_json(RESULT, results)
+        print(table([results["cases"][key]]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
