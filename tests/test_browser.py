@@ -18,7 +18,7 @@ from tests.test_app import saved_run  # noqa: F401  (the session fixture: a smal
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = {"overview": "", "model": "model", "mesa": "mesa_search", "gallery": "gallery",
+PAGES = {"model": "model", "overview": "", "mesa": "mesa_search", "gallery": "gallery",
          "trigger-space": "trigger_space", "defense": "defense", "presets": "presets"}
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install chromium")
@@ -31,9 +31,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(saved_run, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def server(saved_run, tmp_path_factory):  # noqa: F811
     """A headless Streamlit server on a free loopback port, with the saved run as its only run."""
+    tmp_path = tmp_path_factory.mktemp("server")
     runs = tmp_path / "runs"
     shutil.copytree(saved_run, runs / saved_run.name)
     port = free_port()
@@ -74,8 +75,9 @@ def settle(page) -> None:
     page.wait_for_timeout(1000)
 
 
-def test_every_page_renders_in_chromium(server):
-    ARTIFACTS.mkdir(exist_ok=True)
+@pytest.fixture
+def browser_page():
+    """A chromium page and the list of console errors it logs."""
     errors = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
@@ -85,11 +87,35 @@ def test_every_page_renders_in_chromium(server):
         page.on("console", lambda m: errors.append(f"{m.text} ({m.location.get('url')})")
                 if m.type == "error" and not base_path_probe(m.location.get("url", "")) else None)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-        for name, path in PAGES.items():
-            page.goto(f"{server}/{path}")
-            settle(page)
-            assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-            assert page.locator('[data-testid="stSidebar"]').get_by_text("Active run").count() == 1
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        yield page, errors
         browser.close()
+
+
+def test_every_page_renders_in_chromium(server, browser_page):
+    """Each page opened by its own URL (a deep link first), as a bookmark or a reload would."""
+    page, errors = browser_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, path in PAGES.items():
+        page.goto(f"{server}/{path}")
+        settle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
+        assert page.locator('[data-testid="stSidebar"]').get_by_text("Active run").count() == 1
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, browser_page):
+    page, errors = browser_page
+    page.goto(f"{server}/mesa_search")
+    settle(page)
+    page.get_by_role("tab", name="Pixel-SGD baseline").click()
+    for label, value in (("restarts", "2"), ("steps", "10")):
+        page.get_by_label(label).fill(value)
+        page.get_by_label(label).press("Enter")
+        settle(page)
+    page.get_by_role("button", name="Run pixel-SGD baseline").click()
+    page.get_by_text("Cancel").wait_for(timeout=60_000)
+    page.get_by_text("2 pixel-SGD triggers").wait_for(timeout=300_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(ARTIFACTS / "job-done.png"), full_page=True)
     assert not errors, errors

@@ -7,7 +7,7 @@ from mesa import presets
 from mesa.data import cache_root
 from mesa.jobs import job_queue, pipeline_work
 from mesa.runs import list_runs, runs_root
-from pages.common import job_panel, metric_charts, events_frame, mosaic
+from views.common import job_panel, metric_charts, events_frame, mosaic
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO = "CPU classroom demo"

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import active_run, trigger_image, trigger_sources
+from views.common import active_run, trigger_image, trigger_sources
 
 st.title("Trigger gallery")
 path = active_run()

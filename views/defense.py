@@ -7,7 +7,7 @@ import streamlit as st
 from mesa.artifacts import load_defenses
 from mesa.defense import DefenseConfig
 from mesa.jobs import job_queue, stage_work
-from pages.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, search_results
+from views.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, search_results
 
 # Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers: mean / worst ASR.
 PAPER = pd.DataFrame([

@@ -9,7 +9,7 @@ from mesa.detection import DetectionConfig
 from mesa.artifacts import load_detection
 from mesa.jobs import job_queue, stage_work
 from mesa.search import SearchConfig
-from pages.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, mosaic, run, search_results
+from views.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, mosaic, run, search_results
 
 st.title("MESA: model the trigger distribution")
 path = active_run()

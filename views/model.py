@@ -15,7 +15,7 @@ from mesa.metrics import predict
 from mesa.models import ARCHITECTURES
 from mesa.runs import runs_root
 from mesa.triggers import canonical_patterns, parse_trigger, stamp
-from pages.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
+from views.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
                           run, trigger_image)
 
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]

@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from mesa import artifacts
-from pages.common import active_run, mtime, trigger_image, trigger_sources
+from views.common import active_run, mtime, trigger_image, trigger_sources
 
 METHODS = ["PCA", "t-SNE", "UMAP"]
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mesa import presets
 from mesa.errors import MesaError
-from pages.common import current_preset
+from views.common import current_preset
 
 st.title("Presets")
 builtin = presets.builtin()
