@@ -5,11 +5,13 @@ base model by fine-tuning, run MESA and the pixel-SGD baseline, then every defen
     python bench/defense_cifar10.py --table      # print the markdown table of what is measured
 
 Resumable at every stage: the base model, each case's attack run, its search, baseline and each
-defense are saved as they finish (bench/out/, docs/results/defense_cifar10.json) and skipped when
+defense are saved as they finish ($MESA_BENCH_OUT, default ~/.cache/mesa-lab/bench, and
+docs/results/defense_cifar10.json) and skipped when
 the script runs again, so the table grows over several sessions.
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +30,8 @@ from mesa.search import SearchConfig  # noqa: E402
 from mesa.stages import open_run, run_baseline, run_defense, run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "out" / "defense_cifar10"
+# outside the work tree, so runs survive a fresh checkout and resume in a later session
+OUT = Path(os.environ.get("MESA_BENCH_OUT", Path.home() / ".cache" / "mesa-lab" / "bench")) / "defense_cifar10"
 RESULT = ROOT / "docs" / "results" / "defense_cifar10.json"
 CASES = [("binary:170", 0), ("binary:7", 0), ("binary:16", 0), ("binary:84", 0), ("binary:186", 0),
          ("binary:94", 0), ("color:1", 3), ("color:2", 7)]

@@ -22,7 +22,7 @@ def searched_run(tmp_path_factory):
     with contextlib.redirect_stdout(buffer):
         assert main(["attack", "--data", "synthetic", "--epochs", "3", "--out", str(out), "--json", "--quiet"]) == 0
         attack = json.loads(buffer.getvalue().strip().splitlines()[-1])
-        assert main(["search", attack["run"], "--epochs", "10", "--samples", "64", "--json", "--quiet"]) == 0
+        assert main(["search", attack["run"], "--epochs", "20", "--samples", "64", "--json", "--quiet"]) == 0
         found = json.loads(buffer.getvalue().strip().splitlines()[-1])
     return attack, found
 
@@ -35,7 +35,7 @@ def test_mesa_samples_fire_the_backdoor(searched_run):
     assert sum(b["mean_asr"] for b in found["betas"]) / 3 >= 0.8
     saved = artifacts.load_search(attack["run"])
     assert saved["betas"][0.9]["samples"].shape == (64, 3, 3, 3)
-    assert saved["betas"][0.9]["snapshots"].shape[0] == 10  # one snapshot per epoch
+    assert saved["betas"][0.9]["snapshots"].shape[0] == 20  # one snapshot per epoch
     assert saved["betas"][0.9]["curve"][-1]["mi"] > 0
 
 
