@@ -30,7 +30,7 @@ def data(spec: str):
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _run(path: str, _stamp: float):
+def _run(path: str, stamp: float):
     return load_run(path)
 
 
@@ -40,7 +40,7 @@ def run(path):
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _search(path: str, _stamp: float):
+def _search(path: str, stamp: float):
     return artifacts.load_search(path)
 
 
@@ -49,7 +49,7 @@ def search_results(path):
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _baseline(path: str, _stamp: float):
+def _baseline(path: str, stamp: float):
     return artifacts.load_baseline(path)
 
 
@@ -140,6 +140,14 @@ def metric_charts(df: pd.DataFrame, metrics: list[str], x: str = "step", key: st
         fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), title=m, showlegend=len(d["stage"].unique()) > 1,
                           legend=dict(orientation="h", y=-0.3))
         col.plotly_chart(fig, key=f"{key}-{m}")
+
+
+def submit(kind: str, label: str, work, run_path=None):
+    """Queue a job and watch it from this session: when it ends, the page reruns to show its results
+    (watching starts here, not in the panel, since a quick job may end before the panel first looks)."""
+    job = job_queue().submit(kind, label, work, run_path)
+    st.session_state[f"watching-{job.id}"] = True
+    return job
 
 
 def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:

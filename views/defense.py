@@ -6,8 +6,9 @@ import streamlit as st
 
 from mesa.artifacts import load_defenses
 from mesa.defense import DefenseConfig
-from mesa.jobs import job_queue, stage_work
-from views.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, search_results
+from mesa.jobs import stage_work
+from views.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
+                          search_results, submit)
 
 # Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers: mean / worst ASR.
 PAPER = pd.DataFrame([
@@ -41,7 +42,7 @@ for m in chosen:
 if st.button("Run defenses", type="primary", icon=":material/play_arrow:", disabled=not chosen or any(m in missing for m in chosen)):
     current_preset()["defense"] = {"methods": chosen, "epochs": int(epochs), "poison_ratio": float(ratio)}
     for m in chosen:
-        job_queue().submit("defense", f"defense {m} on {path.name}",
+        submit("defense", f"defense {m} on {path.name}",
                            stage_work(path, "defense", DefenseConfig(method=m, epochs=int(epochs), poison_ratio=float(ratio))),
                            run_path=path)
 

@@ -7,9 +7,10 @@ import streamlit as st
 from mesa.baseline import BaselineConfig
 from mesa.detection import DetectionConfig
 from mesa.artifacts import load_detection
-from mesa.jobs import job_queue, stage_work
+from mesa.jobs import stage_work
 from mesa.search import SearchConfig
-from views.common import active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts, mosaic, run, search_results
+from views.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
+                          mosaic, run, search_results, submit)
 
 st.title("MESA: model the trigger distribution")
 path = active_run()
@@ -33,7 +34,7 @@ with search_tab:
     if st.button("Run MESA search", type="primary", icon=":material/play_arrow:", disabled=not betas):
         cfg = SearchConfig(betas=sorted(betas), alpha=float(alpha), epochs=int(epochs))
         current_preset()["search"] = {"betas": cfg.betas, "alpha": cfg.alpha, "epochs": cfg.epochs}
-        job_queue().submit("search", f"MESA search β={cfg.betas} on {path.name}",
+        submit("search", f"MESA search β={cfg.betas} on {path.name}",
                            stage_work(path, "search", cfg, num_samples=int(samples)), run_path=path)
 
     def show_search(job):
@@ -68,7 +69,7 @@ with baseline_tab:
     restarts = c1.number_input("restarts", 1, 100, 10)
     steps = c2.number_input("steps", 10, 5000, 100, 10)
     if st.button("Run pixel-SGD baseline", icon=":material/play_arrow:"):
-        job_queue().submit("baseline", f"pixel-SGD x{restarts} on {path.name}",
+        submit("baseline", f"pixel-SGD x{restarts} on {path.name}",
                            stage_work(path, "baseline", BaselineConfig(restarts=int(restarts), steps=int(steps))),
                            run_path=path)
     job_panel("baseline", lambda job: metric_charts(events_frame(job), ["loss", "asr"], key="baseline-live"),
@@ -82,7 +83,7 @@ with detect_tab:
     st.markdown("A short search toward **every** class: only the attacked class admits many working triggers.")
     det_epochs = st.number_input("epochs per class", 1, 50, 1)
     if st.button("Run detection", icon=":material/play_arrow:"):
-        job_queue().submit("detection", f"detection on {path.name}",
+        submit("detection", f"detection on {path.name}",
                            stage_work(path, "detection", DetectionConfig(epochs=int(det_epochs))), run_path=path)
     job_panel("detection", lambda job: metric_charts(events_frame(job), ["asr"], key="detect-live"),
               run_path=str(path))

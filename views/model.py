@@ -10,13 +10,13 @@ import torch
 from mesa import presets
 from mesa.attack import AttackConfig
 from mesa.errors import MesaError
-from mesa.jobs import attack_work, job_queue
+from mesa.jobs import attack_work
 from mesa.metrics import predict
 from mesa.models import ARCHITECTURES
 from mesa.runs import runs_root
 from mesa.triggers import canonical_patterns, parse_trigger, stamp
 from views.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
-                          run, trigger_image)
+                          run, submit, trigger_image)
 
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
 CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}
@@ -88,7 +88,7 @@ with st.expander("Configure and train", expanded=active_run() is None):
                            epochs=int(epochs), seed=int(seed))
         current_preset()["attack"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
         presets.validate(current_preset())
-        job_queue().submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(cfg))
+        submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(cfg))
 
 
 def show_training(job):

@@ -7,7 +7,7 @@ from mesa import presets
 from mesa.data import cache_root
 from mesa.jobs import job_queue, pipeline_work
 from mesa.runs import list_runs, runs_root
-from views.common import job_panel, metric_charts, events_frame, mosaic
+from views.common import events_frame, job_panel, metric_charts, mosaic, submit
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO = "CPU classroom demo"
@@ -46,7 +46,7 @@ with right:
                 f"→ MESA search (β = {', '.join(map(str, preset['search']['betas']))}, "
                 f"{preset['search']['epochs']} epochs each) → ensemble defense ({preset['defense']['epochs']} epochs).")
     if st.button("Run the full demo", type="primary", icon=":material/play_arrow:", disabled=bool(job_queue().active())):
-        job_queue().submit("demo", "full demo", pipeline_work(presets.attack_config(preset),
+        submit("demo", "full demo", pipeline_work(presets.attack_config(preset),
                                                                presets.search_config(preset),
                                                                presets.defense_configs(preset)))
     if job_queue().active():

@@ -20,8 +20,9 @@ if path is None:
 
 
 @st.cache_data(show_spinner="Projecting triggers ...", max_entries=16)
-def projection(run_path: str, _stamp: float, method: str) -> pd.DataFrame:
-    """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR."""
+def projection(run_path: str, stamp: float, method: str) -> pd.DataFrame:
+    """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR; `stamp` (the
+    results' mtime) is part of the cache key, so new results are projected afresh."""
     sources = trigger_sources(run_path)
     rows, vectors = [], []
     for name, triggers, asr in sources:
