@@ -1,7 +1,7 @@
 """MESA's stages on a saved run: search, baseline, defend, detect. Each loads the run and its data,
 uses the paper's split of the test set (80% the defender's, 20% held out), runs the engine and
 saves its results into the run folder. The CLI and the app call these."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import artifacts
 from .baseline import BaselineConfig, pixel_sgd_triggers
@@ -32,9 +32,15 @@ def open_run(run_path, device="auto", data: ImageData | None = None) -> Workspac
     return Workspace(run, data, (mx, my), (hx, hy))
 
 
+def _trigger_size(ws: Workspace, default: int) -> int:
+    """Model triggers of the attacker's size when the run knows its trigger."""
+    return ws.run.trigger.shape[-1] if ws.run.trigger is not None else default
+
+
 def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_samples: int = 256,
                on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
     target = ws.run.target if target is None else target
+    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size))
     results = search(ws.run.model, *ws.modeling, target, cfg, ws.data.num_classes, *ws.held_out,
                      num_samples=num_samples, on_progress=on_progress, should_stop=should_stop)
     artifacts.save_search(ws.run.path, results, cfg, target, cfg.hidden_for(ws.data.num_classes))
@@ -43,6 +49,7 @@ def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_
 
 def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
     target = ws.run.target
+    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size))
     triggers, curve = pixel_sgd_triggers(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
     asr = per_trigger_asr(ws.run.model, *ws.held_out, triggers, target)
     artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve)

@@ -59,8 +59,11 @@ def test_baseline_and_pixel_sgd_defense(searched_run, capsys):
     assert len(saved["restarts"]) == 2 and result["worst_asr"] == max(r["asr"] for r in saved["restarts"])
 
 
-def test_defense_needs_the_search(tmp_path, capsys):
-    assert main(["attack", "--epochs", "1", "--out", str(tmp_path), "--json", "--quiet"]) == 0
-    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"]
-    assert main(["defend", run, "--method", "mesa:0.9"]) == 2
+def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, capsys):
+    attack = _run(capsys, ["attack", "--epochs", "1", "--trigger", "color:3:4", "--out", str(tmp_path)])
+    assert main(["defend", attack["run"], "--method", "ensemble"]) == 2
     assert "run `search` first" in capsys.readouterr().err
+    _run(capsys, ["search", attack["run"], "--betas", "0.5", "--epochs", "1", "--samples", "8"])
+    assert artifacts.load_search(attack["run"])["betas"][0.5]["samples"].shape == (8, 3, 4, 4)
+    assert main(["defend", attack["run"], "--method", "mesa:0.9"]) == 2
+    assert "no generator for beta=0.9" in capsys.readouterr().err

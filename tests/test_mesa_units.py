@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -90,3 +91,15 @@ def test_config_validation():
         SearchConfig(betas=[1.5])
     with pytest.raises(MesaError):
         DefenseConfig(poison_ratio=-0.1)
+
+
+def test_projections_of_trigger_space():
+    from mesa.projection import project_triggers
+
+    triggers = torch.rand(40, 3, 3, 3)
+    for method in ("PCA", "t-SNE"):
+        xy = project_triggers(triggers, method)
+        assert xy.shape == (40, 2) and np.isfinite(xy).all()
+    assert project_triggers(triggers[:3], "UMAP").shape == (3, 2)  # too few points: PCA
+    with pytest.raises(MesaError, match="unknown projection"):
+        project_triggers(triggers, "LDA")

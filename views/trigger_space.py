@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+import torch
 
 from mesa import artifacts
+from mesa.projection import METHODS, project_triggers
 from views.common import active_run, mtime, trigger_image, trigger_sources
-
-METHODS = ["PCA", "t-SNE", "UMAP"]
 
 st.title("Trigger space")
 path = active_run()
@@ -24,21 +24,9 @@ def projection(run_path: str, stamp: float, method: str) -> pd.DataFrame:
     """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR; `stamp` (the
     results' mtime) is part of the cache key, so new results are projected afresh."""
     sources = trigger_sources(run_path)
-    rows, vectors = [], []
-    for name, triggers, asr in sources:
-        for i, t in enumerate(triggers):
-            rows.append({"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan})
-            vectors.append(t.flatten().numpy())
-    x = np.stack(vectors).astype(np.float64)
-    if method == "PCA" or len(x) < 5:
-        from sklearn.decomposition import PCA
-        xy = PCA(n_components=2, random_state=0).fit_transform(x) if len(x) >= 2 else np.zeros((len(x), 2))
-    elif method == "t-SNE":
-        from sklearn.manifold import TSNE
-        xy = TSNE(n_components=2, perplexity=min(30, len(x) - 1), init="pca", random_state=0).fit_transform(x)
-    else:
-        import umap
-        xy = umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), random_state=0).fit_transform(x)
+    rows = [{"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan}
+            for name, triggers, asr in sources for i in range(len(triggers))]
+    xy = project_triggers(torch.cat([triggers for _, triggers, _ in sources]), method)
     return pd.DataFrame(rows).assign(x=xy[:, 0], y=xy[:, 1])
 
 
