@@ -67,3 +67,12 @@ def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, ca
     assert artifacts.load_search(attack["run"])["betas"][0.5]["samples"].shape == (8, 3, 4, 4)
     assert main(["defend", attack["run"], "--method", "mesa:0.9"]) == 2
     assert "no generator for beta=0.9" in capsys.readouterr().err
+
+
+def test_detection_points_at_the_attacked_class(searched_run, capsys):
+    attack, _ = searched_run
+    result = _run(capsys, ["detect", attack["run"]])
+    assert result["suspect"] == 0  # the backdoor's target
+    scores = [c["mean_asr"] for c in result["per_class"]]
+    assert len(scores) == 10 and scores[0] == max(scores)
+    assert artifacts.load_detection(attack["run"])["suspect"] == 0

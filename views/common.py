@@ -109,6 +109,13 @@ def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:
     return Image.fromarray(pixels).resize((size, size), Image.NEAREST)
 
 
+def trigger_hover(trigger: torch.Tensor) -> str:
+    """A trigger drawn in a plotly hover label: one coloured block character per pixel."""
+    pixels = (trigger.detach().cpu().clamp(0, 1) * 255).round().int().permute(1, 2, 0).tolist()
+    return "<br>".join("".join(f"<span style='color:rgb({r},{g},{b})'>██</span>" for r, g, b in row)
+                       for row in pixels)
+
+
 def mosaic(triggers: torch.Tensor, columns: int = 16, cell: int = 24, pad: int = 2) -> Image.Image:
     """Many triggers in one picture on a grey background (one image is much lighter than 64 widgets)."""
     n = len(triggers)

@@ -10,7 +10,7 @@ import torch
 
 from mesa import artifacts
 from mesa.projection import METHODS, project_triggers
-from views.common import active_run, mtime, trigger_image, trigger_sources
+from views.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
 
 st.title("Trigger space")
 path = active_run()
@@ -24,8 +24,8 @@ def projection(run_path: str, stamp: float, method: str) -> pd.DataFrame:
     """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR; `stamp` (the
     results' mtime) is part of the cache key, so new results are projected afresh."""
     sources = trigger_sources(run_path)
-    rows = [{"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan}
-            for name, triggers, asr in sources for i in range(len(triggers))]
+    rows = [{"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan,
+             "trigger": trigger_hover(t)} for name, triggers, asr in sources for i, t in enumerate(triggers)]
     xy = project_triggers(torch.cat([triggers for _, triggers, _ in sources]), method)
     return pd.DataFrame(rows).assign(x=xy[:, 0], y=xy[:, 1])
 
@@ -41,8 +41,10 @@ if len(sources) <= 1:
     st.stop()
 method = st.segmented_control("Projection", METHODS, default="PCA") or "PCA"
 df = projection(str(path), mtime(Path(path) / artifacts.FOLDER), method)
-fig = px.scatter(df, x="x", y="y", color="source", custom_data=["source", "index", "asr"], height=560,
-                 symbol="source", hover_data={"x": False, "y": False, "asr": ":.1%", "index": True})
+fig = px.scatter(df, x="x", y="y", color="source", custom_data=["source", "index", "asr", "trigger"], height=560,
+                 symbol="source")
+fig.update_traces(hovertemplate="%{customdata[3]}<br>%{customdata[0]} #%{customdata[1]}<br>ASR %{customdata[2]:.1%}"
+                                "<extra></extra>")
 fig.update_traces(marker=dict(size=7, opacity=0.75))
 fig.update_traces(selector=dict(name="original"), marker=dict(size=16, line=dict(width=2, color="black")))
 fig.update_layout(dragmode="lasso", legend=dict(orientation="h", y=-0.12), margin=dict(l=10, r=10, t=10, b=10))
