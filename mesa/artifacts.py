@@ -8,7 +8,6 @@
 """
 from pathlib import Path
 
-import torch
 
 from . import atomic
 from .errors import MesaError

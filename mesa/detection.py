@@ -3,7 +3,6 @@ distribution of small triggers with high ASR; the others stay near the no-trigge
 import statistics
 from dataclasses import asdict, dataclass
 
-import torch
 
 from .progress import ProgressFn, ignore
 from .search import SearchConfig, freeze, generate, per_trigger_asr, train_generator, unfreeze
