@@ -51,6 +51,10 @@ def log(prefix):
     return show
 
 
+def case_key(trigger: str, target: int) -> str:
+    return f"{trigger.replace(':', '')}-t{target}"
+
+
 def marker(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -68,13 +72,14 @@ def base_run(data, spec, args) -> Path:
 
 
 def case_run(data, spec, base, trigger, target, args) -> Path:
-    key = f"{trigger.replace(':', '')}-t{target}"
+    key = case_key(trigger, target)
     done = marker(OUT / f"attack-{key}.json")
     if done:
         return Path(done["run"])
     print(f"backdoor {trigger} -> {target} by fine-tuning the base", flush=True)
     path, metrics = run_attack(AttackConfig(data=spec, model="small", trigger=trigger, target=target,
-                                            poison_ratio=0.01, epochs=args.attack_epochs, init=str(base),
+                                            poison_ratio=args.attack_poison_ratio, epochs=args.attack_epochs,
+                                            init=str(base),
                                             lr=args.attack_lr, out=str(OUT / "runs"), device=args.device),
                                log(key), data=data)
     atomic.write_json(OUT / f"attack-{key}.json", {"run": str(path), "metrics": metrics})
@@ -82,7 +87,7 @@ def case_run(data, spec, base, trigger, target, args) -> Path:
 
 
 def run_case(data, spec, base, trigger, target, args) -> dict:
-    key = f"{trigger.replace(':', '')}-t{target}"
+    key = case_key(trigger, target)
     run = case_run(data, spec, base, trigger, target, args)
     ws = open_run(run, args.device, data=data)
     timings = marker(run / "mesa" / "bench-timings.json") or {}
@@ -97,7 +102,7 @@ def run_case(data, spec, base, trigger, target, args) -> dict:
         timings["baseline"] = round(time.time() - t, 1)
         atomic.write_json(run / "mesa" / "bench-timings.json", timings)
     done = artifacts.load_defenses(run)
-    for method in METHODS:
+    for method in sorted(METHODS, key=lambda m: m != "ensemble"):  # the headline number first
         if method in done:
             continue
         cfg = DefenseConfig(method=method, epochs=args.defense_epochs, poison_ratio=args.poison_ratio,
@@ -138,6 +143,7 @@ def main():
     parser.add_argument("--base-epochs", type=int, default=10)
     parser.add_argument("--attack-epochs", type=int, default=3)
     parser.add_argument("--attack-lr", type=float, default=0.01)
+    parser.add_argument("--attack-poison-ratio", type=float, default=0.03)
     parser.add_argument("--search-epochs", type=int, default=10)
     parser.add_argument("--defense-epochs", type=int, default=10)
     parser.add_argument("--poison-ratio", type=float, default=0.1)

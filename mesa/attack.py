@@ -8,9 +8,10 @@ from .device import resolve_device
 from .errors import MesaError
 from .metrics import evaluate
 from .models import build_model
+from .poison import StampFraction, fixed_sampler
 from .progress import ProgressFn, ignore
 from .runs import load_run, save_run
-from .train import TrainConfig, poison_attack, train_classifier
+from .train import TrainConfig, train_classifier
 from .triggers import parse_trigger
 
 
@@ -57,7 +58,7 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     start = time.time()
     history = train_classifier(
         model, data.train_images, data.train_labels, train_cfg,
-        batch_transform=poison_attack(trigger, cfg.target, cfg.poison_ratio, cfg.seed),
+        batch_transform=StampFraction(fixed_sampler(trigger), cfg.poison_ratio, cfg.seed, relabel=cfg.target),
         evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, trigger, cfg.target),
         on_progress=on_progress, should_stop=should_stop)
     metrics = evaluate(model, data.test_images, data.test_labels, trigger, cfg.target)

@@ -9,7 +9,6 @@ Methods (what the stamped triggers are):
     finetune    no trigger at all (the control: plain fine-tuning does not remove the backdoor)
 """
 import copy
-import random
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -19,12 +18,11 @@ import torch
 from .errors import MesaError
 from .generator import sample_noise
 from .metrics import evaluate
+from .poison import Sampler, StampFraction, fixed_sampler
 from .progress import ProgressFn, ignore
-from .train import TrainConfig, fraction_count, train_classifier
-from .triggers import stamp
+from .train import TrainConfig, train_classifier
 
 METHODS = ("ensemble", "mesa:BETA", "pixel-sgd", "original", "finetune")
-Sampler = Callable[[int], torch.Tensor]  # n -> n x 3 x k x k triggers on the data's device
 
 
 @dataclass
@@ -79,28 +77,6 @@ def generator_sampler(gen, seed: int = 0, noise: str = "uniform") -> Sampler:
     return sample
 
 
-def fixed_sampler(trigger: torch.Tensor) -> Sampler:
-    return lambda n: trigger.expand(n, -1, -1, -1)
-
-
-class StampKeepingLabels:
-    """Batch transform: stamp a fraction of the batch with triggers from the current sampler, labels kept.
-    `sampler` may be swapped between epochs (the ensemble does)."""
-
-    def __init__(self, sampler: Sampler | None, ratio: float, seed: int):
-        self.sampler, self.ratio = sampler, ratio
-        self.rng = random.Random(seed)
-        self.generators = {}
-        self.seed = seed
-
-    def __call__(self, x, y):
-        n = fraction_count(self.ratio, len(y), self.rng)
-        if n == 0 or self.sampler is None:
-            return x, y
-        g = self.generators.setdefault(x.device, torch.Generator(device=x.device).manual_seed(self.seed))
-        return torch.cat([stamp(x[:n], self.sampler(n).to(x.device), generator=g), x[n:]]), y
-
-
 def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling, held_out, trigger, target: int,
             cfg: DefenseConfig, on_progress: ProgressFn = ignore, stage: str = "defend",
             should_stop=lambda: False) -> tuple[torch.nn.Module, list[dict], dict]:
@@ -108,7 +84,7 @@ def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling,
     defended = copy.deepcopy(model)
     for p in defended.parameters():
         p.requires_grad_(True)
-    transform = StampKeepingLabels(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed)
+    transform = StampFraction(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed)
 
     def epoch_start(epoch):
         transform.sampler = sampler_for_epoch(epoch)

@@ -4,8 +4,6 @@ Data lives on the device as uint8 tensors; augmentation (random crop + flip) and
 batched tensor ops; the host only syncs to log. A `batch_transform` hook decides what happens
 to each augmented batch: the attack stamps and relabels, the defense stamps and keeps labels.
 """
-import math
-import random
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -14,7 +12,6 @@ import torch.nn.functional as F
 
 from .errors import MesaError
 from .progress import Progress, ProgressFn, ignore
-from .triggers import stamp
 
 
 @dataclass
@@ -54,31 +51,6 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=x.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
-def fraction_count(ratio: float, batch: int, rng: random.Random) -> int:
-    """How many images of a batch to poison: ratio * batch, stochastically rounded (exact on average)."""
-    expected = ratio * batch
-    return min(batch, int(math.floor(expected + rng.random())))
-
-
-def poison_attack(trigger: torch.Tensor, target: int, ratio: float, seed: int = 0) -> BatchTransform:
-    """Stamp `trigger` at random places on a fraction of each batch and relabel those to `target`."""
-    if not 0 <= ratio <= 1:
-        raise MesaError(f"poison ratio {ratio} must be within [0, 1]")
-    rng = random.Random(seed)
-    generator = {}
-
-    def transform(x, y):
-        n = fraction_count(ratio, len(y), rng)
-        if n == 0:
-            return x, y
-        g = generator.setdefault(x.device, torch.Generator(device=x.device).manual_seed(seed))
-        x = torch.cat([stamp(x[:n], trigger.to(x.device), generator=g), x[n:]])
-        y = torch.cat([torch.full_like(y[:n], target), y[n:]])
-        return x, y
-
-    return transform
 
 
 def _optimizer(model, cfg: TrainConfig, steps: int):

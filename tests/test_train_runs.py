@@ -1,5 +1,4 @@
 import json
-import random
 
 import pytest
 import torch
@@ -7,7 +6,7 @@ import torch
 from mesa.errors import MesaError
 from mesa.models import build_model
 from mesa.runs import list_runs, load_run, save_run
-from mesa.train import TrainConfig, augment, fraction_count, poison_attack, train_classifier
+from mesa.train import TrainConfig, augment, train_classifier
 from mesa.triggers import binary_trigger
 
 
@@ -17,23 +16,6 @@ def test_augment_keeps_shape_and_content():
     assert out.shape == x.shape
     assert not torch.equal(out, x)
     assert torch.allclose(out.mean(), x.mean(), atol=0.05)
-
-
-def test_fraction_count_is_exact_on_average():
-    rng = random.Random(0)
-    counts = [fraction_count(0.01, 128, rng) for _ in range(5000)]
-    assert abs(sum(counts) / len(counts) - 1.28) < 0.05
-    assert fraction_count(1.0, 128, rng) == 128 and fraction_count(0.0, 128, rng) == 0
-
-
-def test_poison_attack_relabels_the_stamped_images():
-    transform = poison_attack(binary_trigger(511), target=7, ratio=0.25)
-    x, y = torch.zeros(8, 3, 8, 8), torch.arange(8)
-    px, py = transform(x, y)
-    stamped = px.flatten(1).sum(1) > 0
-    assert stamped.sum() == 2 and (py[stamped] == 7).all() and torch.equal(py[~stamped], y[~stamped])
-    with pytest.raises(MesaError):
-        poison_attack(binary_trigger(1), 0, 1.5)
 
 
 def test_training_learns_and_reports_progress():
