@@ -117,24 +117,56 @@ def run_case(data, spec, base, trigger, target, args) -> dict:
             "defenses": {m: {k: d[k] for k in ("before", "after", "worst_asr", "seconds")} for m, d in done.items()}}
 
 
-def table(results: list[dict]) -> str:
-    head = ["trigger -> target", "ASR before"] + [f"ASR {m}" for m in METHODS] + ["clean before", "clean after (ensemble)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(head) -> list[str]:
+    return [_row(head), "|" + "---|" * len(head)]
+
+
+def asr_table(results: list[dict]) -> list[str]:
+    """ASR of the true trigger before and after each defense, one row per case, then mean and worst."""
+    lines = _header(["trigger -> target", "before"] + METHODS)
+    means = {m: [] for m in ["before"] + METHODS}
+    worsts = {m: [] for m in ["before"] + METHODS}  # pixel-sgd: worst restart; the others: as the mean
     for r in results:
         d = r["defenses"]
-        any_def = next(iter(d.values()))
-        cells = [f"{r['trigger']} -> {r['target']}", f"{any_def['before']['asr']:.3f}"]
+        before = next(iter(d.values()))["before"]["asr"]
+        means["before"].append(before)
+        worsts["before"].append(before)
+        cells = [f"{r['trigger']} -> {r['target']}", f"{before:.3f}"]
         for m in METHODS:
             if m not in d:
                 cells.append("")
-            elif m == "pixel-sgd":
-                cells.append(f"{d[m]['after']['asr']:.3f} (worst {d[m]['worst_asr']:.3f})")
-            else:
-                cells.append(f"{d[m]['after']['asr']:.3f}")
-        cells += [f"{any_def['before']['clean_acc']:.3f}",
-                  f"{d['ensemble']['after']['clean_acc']:.3f}" if "ensemble" in d else ""]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                continue
+            means[m].append(d[m]["after"]["asr"])
+            worsts[m].append(d[m]["worst_asr"])
+            mean = f"{d[m]['after']['asr']:.3f}"
+            cells.append(f"{mean} (worst restart {d[m]['worst_asr']:.3f})" if m == "pixel-sgd" else mean)
+        lines.append(_row(cells))
+    lines.append(_row(["**mean**"] + [f"{sum(v) / len(v):.3f}" if v else "" for v in means.values()]))
+    lines.append(_row(["**worst**"] + [f"{max(v):.3f}" if v else "" for v in worsts.values()]))
+    return lines
+
+
+def clean_time_table(results: list[dict]) -> list[str]:
+    """Clean accuracy before and after each defense, and where the wall time went."""
+    lines = _header(["trigger -> target", "clean before"] + [f"after {m}" for m in METHODS]
+                    + ["attack s", "search s", "baseline s", "defenses s"])
+    for r in results:
+        d = r["defenses"]
+        cells = [f"{r['trigger']} -> {r['target']}", f"{next(iter(d.values()))['before']['clean_acc']:.3f}"]
+        cells += [f"{d[m]['after']['clean_acc']:.3f}" if m in d else "" for m in METHODS]
+        t = r["timings"]
+        cells += [f"{r['attack']['train_seconds']:.0f}", f"{t.get('search', 0):.0f}", f"{t.get('baseline', 0):.0f}",
+                  f"{sum(x['seconds'] for x in d.values()):.0f}"]
+        lines.append(_row(cells))
+    return lines
+
+
+def table(results: list[dict]) -> str:
+    return "\n".join(asr_table(results) + [""] + clean_time_table(results))
 
 
 def main():
