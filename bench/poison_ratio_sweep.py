@@ -33,7 +33,11 @@ def main():
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of what is measured")
     args = parser.parse_args()
+    if args.table:
+        print(table(marker(RESULT) or {"cases": {}}))
+        return
     key = case_key(args.trigger, args.target)
     attack = marker(OUT / f"attack-{key}.json")
     if attack is None:
@@ -57,6 +61,17 @@ def main():
         atomic.write_json(RESULT, results)
         print(f"{name}: ASR {result['before']['asr']:.3f} -> {result['after']['asr']:.3f}, clean "
               f"{result['before']['clean_acc']:.3f} -> {result['after']['clean_acc']:.3f}", flush=True)
+
+
+def table(results: dict) -> str:
+    lines = ["| case | method | epochs | poison ratio | ASR before -> after | clean before -> after | time |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results["cases"].items():
+        case, method, epochs, ratio = name.split(" ")
+        lines.append(f"| {case} | {method} | {epochs.split('=')[1]} | {ratio.split('=')[1]} | "
+                     f"{r['before']['asr']:.3f} -> {r['after']['asr']:.3f} | "
+                     f"{r['before']['clean_acc']:.3f} -> {r['after']['clean_acc']:.3f} | {r['seconds']:.0f} s |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
