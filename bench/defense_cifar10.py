@@ -26,8 +26,10 @@ from mesa.attack import AttackConfig, run_attack  # noqa: E402
 from mesa.baseline import BaselineConfig  # noqa: E402
 from mesa.data import load_data  # noqa: E402
 from mesa.defense import DefenseConfig  # noqa: E402
+from mesa.metrics import attack_success_rate  # noqa: E402
 from mesa.search import SearchConfig  # noqa: E402
 from mesa.stages import open_run, run_baseline, run_defense, run_search  # noqa: E402
+from mesa.triggers import parse_trigger  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # outside the work tree, so runs survive a fresh checkout and resume in a later session
@@ -86,6 +88,12 @@ def case_run(data, spec, base, trigger, target, args) -> Path:
     return path
 
 
+def asr_floor(base_ws, trigger: str, target: int) -> float:
+    """The trigger's ASR on the clean base model (held-out split): images the model already calls
+    `target` with the trigger on. No defense can be expected to go below it."""
+    return attack_success_rate(base_ws.run.model, *base_ws.held_out, parse_trigger(trigger), target)
+
+
 def run_case(data, spec, base, trigger, target, args) -> dict:
     key = case_key(trigger, target)
     run = case_run(data, spec, base, trigger, target, args)
@@ -127,15 +135,16 @@ def _header(head) -> list[str]:
 
 def asr_table(results: list[dict]) -> list[str]:
     """ASR of the true trigger before and after each defense, one row per case, then mean and worst."""
-    lines = _header(["trigger -> target", "before"] + METHODS)
-    means = {m: [] for m in ["before"] + METHODS}
-    worsts = {m: [] for m in ["before"] + METHODS}  # pixel-sgd: worst restart; the others: as the mean
+    lines = _header(["trigger -> target", "floor (clean base)", "before"] + METHODS)
+    means = {m: [] for m in ["floor", "before"] + METHODS}
+    worsts = {m: [] for m in ["floor", "before"] + METHODS}  # pixel-sgd: worst restart; the others: as the mean
     for r in results:
         d = r["defenses"]
         before = next(iter(d.values()))["before"]["asr"]
-        means["before"].append(before)
-        worsts["before"].append(before)
-        cells = [f"{r['trigger']} -> {r['target']}", f"{before:.3f}"]
+        for name, value in (("floor", r.get("floor", float("nan"))), ("before", before)):
+            means[name].append(value)
+            worsts[name].append(value)
+        cells = [f"{r['trigger']} -> {r['target']}", f"{means['floor'][-1]:.3f}", f"{before:.3f}"]
         for m in METHODS:
             if m not in d:
                 cells.append("")
@@ -191,11 +200,17 @@ def main():
     spec = f"folder:{cifar10_folder()}"
     data = load_data(spec)
     base = base_run(data, spec, args)
+    base_ws = open_run(base, args.device, data=data)
+    for case in results["cases"].values():
+        if "floor" not in case:
+            case["floor"] = asr_floor(base_ws, case["trigger"], case["target"])
+            atomic.write_json(RESULT, results)
     for trigger, target in CASES[:args.cases]:
         key = f"{trigger}->{target}"
         if key in results["cases"] and len(results["cases"][key]["defenses"]) == len(METHODS):
             continue
-        results["cases"][key] = {**run_case(data, spec, base, trigger, target, args), "machine": machine()}
+        results["cases"][key] = {**run_case(data, spec, base, trigger, target, args),
+                                 "floor": asr_floor(base_ws, trigger, target), "machine": machine()}
         atomic.write_json(RESULT, results)
         print(table([results["cases"][key]]), flush=True)
 
