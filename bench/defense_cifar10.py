@@ -109,20 +109,33 @@ def run_case(data, spec, base, trigger, target, args) -> dict:
         run_baseline(ws, BaselineConfig(restarts=args.restarts), on_progress=log(key))
         timings["baseline"] = round(time.time() - t, 1)
         atomic.write_json(run / "mesa" / "bench-timings.json", timings)
-    done = artifacts.load_defenses(run)
+    done = current_defenses(run, args)
     for method in sorted(METHODS, key=lambda m: m != "ensemble"):  # the headline number first
         if method in done:
             continue
         cfg = DefenseConfig(method=method, epochs=args.defense_epochs, poison_ratio=args.poison_ratio,
                             restarts=args.restarts)
         run_defense(ws, cfg, on_progress=log(key))
-        done = artifacts.load_defenses(run)
+        done = current_defenses(run, args)
     attack = marker(OUT / f"attack-{key}.json")
     search = artifacts.load_search(run)
     return {"trigger": trigger, "target": target, "run": str(run), "attack": attack["metrics"],
             "search": {str(b): {k: v[k] for k in ("mean_asr", "above_half", "seconds")} for b, v in search["betas"].items()},
             "timings": timings,
-            "defenses": {m: {k: d[k] for k in ("before", "after", "worst_asr", "seconds")} for m, d in done.items()}}
+            "defenses": {m: {**{k: d[k] for k in ("before", "after", "worst_asr", "seconds")},
+                             **{k: d["config"][k] for k in ("epochs", "poison_ratio")}} for m, d in done.items()}}
+
+
+def current_defenses(run: Path, args) -> dict:
+    """The run's saved defenses made with this invocation's settings (others are redone)."""
+    return {m: d for m, d in artifacts.load_defenses(run).items()
+            if (d["config"]["epochs"], d["config"]["poison_ratio"]) == (args.defense_epochs, args.poison_ratio)}
+
+
+def case_done(case: dict | None, args) -> bool:
+    return case is not None and all(
+        (case["defenses"].get(m, {}).get("epochs"), case["defenses"].get(m, {}).get("poison_ratio"))
+        == (args.defense_epochs, args.poison_ratio) for m in METHODS)
 
 
 def _row(cells) -> str:
@@ -192,11 +205,12 @@ def main():
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    results = json.loads(RESULT.read_text()) if RESULT.exists() else {"cases": {}, "settings": vars(args)}
+    results = marker(RESULT) or {"cases": {}}
     if args.table:
         print(table(list(results["cases"].values())))
         print(f"\nPaper (ResNet-18, 51 triggers): {PAPER}")
         return
+    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("table", "cases")}
     spec = f"folder:{cifar10_folder()}"
     data = load_data(spec)
     base = base_run(data, spec, args)
@@ -207,7 +221,7 @@ def main():
             atomic.write_json(RESULT, results)
     for trigger, target in CASES[:args.cases]:
         key = f"{trigger}->{target}"
-        if key in results["cases"] and len(results["cases"][key]["defenses"]) == len(METHODS):
+        if case_done(results["cases"].get(key), args):
             continue
         results["cases"][key] = {**run_case(data, spec, base, trigger, target, args),
                                  "floor": asr_floor(base_ws, trigger, target), "machine": machine()}
