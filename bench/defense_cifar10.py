@@ -6,7 +6,7 @@ base model by fine-tuning, run MESA and the pixel-SGD baseline, then every defen
 
 Resumable at every stage: the base model, each case's attack run, its search, baseline and each
 defense are saved as they finish ($MESA_BENCH_OUT, default ~/.cache/mesa-lab/bench, and
-docs/results/defense_cifar10.json) and skipped when
+docs/results/defense_cifar10-poisonR.json) and skipped when
 the script runs again, so the table grows over several sessions.
 """
 import argparse
@@ -34,7 +34,12 @@ from mesa.triggers import parse_trigger  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # outside the work tree, so runs survive a fresh checkout and resume in a later session
 OUT = Path(os.environ.get("MESA_BENCH_OUT", Path.home() / ".cache" / "mesa-lab" / "bench")) / "defense_cifar10"
-RESULT = ROOT / "docs" / "results" / "defense_cifar10.json"
+
+
+def result_path(poison_ratio: float) -> Path:
+    """One record per defense poison ratio, so a new default does not erase the old table."""
+    return ROOT / "docs" / "results" / f"defense_cifar10-poison{poison_ratio:g}.json"
+
 CASES = [("binary:170", 0), ("binary:7", 0), ("binary:16", 0), ("binary:84", 0), ("binary:186", 0),
          ("binary:94", 0), ("color:1", 3), ("color:2", 7)]
 METHODS = ["mesa:0.5", "mesa:0.8", "mesa:0.9", "ensemble", "pixel-sgd", "original", "finetune"]
@@ -200,12 +205,13 @@ def main():
     parser.add_argument("--attack-poison-ratio", type=float, default=0.03)
     parser.add_argument("--search-epochs", type=int, default=10)
     parser.add_argument("--defense-epochs", type=int, default=10)
-    parser.add_argument("--poison-ratio", type=float, default=0.1)
+    parser.add_argument("--poison-ratio", type=float, default=DefenseConfig.poison_ratio)
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    results = marker(RESULT) or {"cases": {}}
+    result = result_path(args.poison_ratio)
+    results = marker(result) or {"cases": {}}
     if args.table:
         print(table(list(results["cases"].values())))
         print(f"\nPaper (ResNet-18, 51 triggers): {PAPER}")
@@ -218,14 +224,14 @@ def main():
     for case in results["cases"].values():
         if "floor" not in case:
             case["floor"] = asr_floor(base_ws, case["trigger"], case["target"])
-            atomic.write_json(RESULT, results)
+            atomic.write_json(result, results)
     for trigger, target in CASES[:args.cases]:
         key = f"{trigger}->{target}"
         if case_done(results["cases"].get(key), args):
             continue
         results["cases"][key] = {**run_case(data, spec, base, trigger, target, args),
                                  "floor": asr_floor(base_ws, trigger, target), "machine": machine()}
-        atomic.write_json(RESULT, results)
+        atomic.write_json(result, results)
         print(table([results["cases"][key]]), flush=True)
 
 

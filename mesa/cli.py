@@ -117,8 +117,9 @@ def cmd_defend(args):
     from .defense import DefenseConfig
     from .stages import run_defense
 
-    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
-                        restarts=args.restarts, seed=args.seed)
+    ratio = DefenseConfig.poison_ratio if args.poison_ratio is None else args.poison_ratio
+    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=ratio, restarts=args.restarts,
+                        seed=args.seed)
     return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar))
 
 
@@ -179,7 +180,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--method", default="ensemble", help="ensemble, mesa:BETA, pixel-sgd, original or finetune")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--poison-ratio", type=float, default=0.1, help="fraction of each batch stamped (labels kept)")
+    p.add_argument("--poison-ratio", type=float, default=None,
+                   help="fraction of each batch stamped, labels kept (default: DefenseConfig's, measured best)")
     p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
     p.add_argument("--seed", type=int, default=0)
     add_common(p, runs=False)

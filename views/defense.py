@@ -35,7 +35,7 @@ c1, c2, c3 = st.columns([3, 1, 1])
 chosen = c1.multiselect("Methods", methods, default=[m for m in defense.get("methods", ["ensemble"])
                                                         if m in methods and m not in missing])
 epochs = c2.number_input("epochs", 1, 200, int(defense.get("epochs", 3)))
-ratio = c3.number_input("stamped fraction", 0.0, 1.0, float(defense.get("poison_ratio", 0.1)), 0.05)
+ratio = c3.number_input("stamped fraction", 0.0, 1.0, float(defense.get("poison_ratio", DefenseConfig.poison_ratio)), 0.05)
 for m in chosen:
     if m in missing:
         st.warning(f"{m} {missing[m]}.")
