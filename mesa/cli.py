@@ -117,9 +117,8 @@ def cmd_defend(args):
     from .defense import DefenseConfig
     from .stages import run_defense
 
-    ratio = DefenseConfig.poison_ratio if args.poison_ratio is None else args.poison_ratio
-    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=ratio, restarts=args.restarts,
-                        seed=args.seed)
+    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
+                        restarts=args.restarts, seed=args.seed)
     return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar))
 
 
@@ -180,8 +179,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--method", default="ensemble", help="ensemble, mesa:BETA, pixel-sgd, original or finetune")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--poison-ratio", type=float, default=None,
-                   help="fraction of each batch stamped, labels kept (default: DefenseConfig's, measured best)")
+    p.add_argument("--poison-ratio", type=float, default=0.5,
+                   help="fraction of each batch stamped, labels kept (0.5: the best measured, docs/RESULTS.md)")
     p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
     p.add_argument("--seed", type=int, default=0)
     add_common(p, runs=False)
