@@ -131,16 +131,17 @@ def run_case(data, spec, base, trigger, target, args) -> dict:
                              **{k: d["config"][k] for k in ("epochs", "poison_ratio")}} for m, d in done.items()}}
 
 
+def made_with(settings: dict, args) -> bool:
+    """Whether a defense's epochs and poison ratio are this invocation's (others are redone)."""
+    return (settings.get("epochs"), settings.get("poison_ratio")) == (args.defense_epochs, args.poison_ratio)
+
+
 def current_defenses(run: Path, args) -> dict:
-    """The run's saved defenses made with this invocation's settings (others are redone)."""
-    return {m: d for m, d in artifacts.load_defenses(run).items()
-            if (d["config"]["epochs"], d["config"]["poison_ratio"]) == (args.defense_epochs, args.poison_ratio)}
+    return {m: d for m, d in artifacts.load_defenses(run).items() if made_with(d["config"], args)}
 
 
 def case_done(case: dict | None, args) -> bool:
-    return case is not None and all(
-        (case["defenses"].get(m, {}).get("epochs"), case["defenses"].get(m, {}).get("poison_ratio"))
-        == (args.defense_epochs, args.poison_ratio) for m in METHODS)
+    return case is not None and all(made_with(case["defenses"].get(m, {}), args) for m in METHODS)
 
 
 def _row(cells) -> str:
@@ -221,10 +222,6 @@ def main():
     data = load_data(spec)
     base = base_run(data, spec, args)
     base_ws = open_run(base, args.device, data=data)
-    for case in results["cases"].values():
-        if "floor" not in case:
-            case["floor"] = asr_floor(base_ws, case["trigger"], case["target"])
-            atomic.write_json(result, results)
     for trigger, target in CASES[:args.cases]:
         key = f"{trigger}->{target}"
         if case_done(results["cases"].get(key), args):

@@ -48,7 +48,7 @@ def main():
         raise SystemExit(f"case {args.trigger} -> {args.target} has no MESA search yet: run bench/defense_cifar10.py first")
     results = marker(RESULT) or {"cases": {}}
     ws = open_run(run, args.device, data=load_data(f"folder:{cifar10_folder()}"))
-    generators = {b: v["generator"].to(ws.modeling[0].device) for b, v in found["betas"].items()}
+    generators = {b: v["generator"] for b, v in found["betas"].items()}  # defend() moves them to the device
     for ratio in args.ratios:
         name = f"{args.trigger}->{args.target} {args.method} epochs={args.epochs} ratio={ratio}"
         if name in results["cases"]:
