@@ -195,6 +195,11 @@ def clean_time_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def in_case_order(cases: dict) -> list[dict]:
+    """The saved record's keys are sorted as text (binary:16 before binary:7); the table follows CASES."""
+    return [cases[f"{trigger}->{target}"] for trigger, target in CASES if f"{trigger}->{target}" in cases]
+
+
 def table(results: list[dict]) -> str:
     return "\n".join(asr_table(results) + [""] + clean_time_table(results))
 
@@ -216,7 +221,7 @@ def main():
     result = result_path(args.poison_ratio)
     results = marker(result) or {"cases": {}}
     if args.table:
-        print(table(list(results["cases"].values())))
+        print(table(in_case_order(results["cases"])))
         print(f"\nPaper (ResNet-18, 51 triggers): {PAPER}")
         return
     results["settings"] = {k: v for k, v in vars(args).items() if k not in ("table", "cases")}
