@@ -176,7 +176,21 @@ def asr_table(results: list[dict]) -> list[str]:
             cells.append(f"{mean} (worst restart {d[m]['worst_asr']:.3f})" if m == "pixel-sgd" else mean)
         lines.append(_row(cells))
     lines.append(_row(["**mean**"] + [f"{sum(v) / len(v):.3f}" if v else "" for v in means.values()]))
-    lines.append(_row(["**worst**"] + [f"{max(v):.3f}" if v else "" for v in worsts.values()]))
+    # worst for the defender after a defense is the highest ASR; before it, as in the paper's "above 92%",
+    # the weakest backdoor (the lowest)
+    worst = {name: min if name == "before" else max for name in worsts}
+    lines.append(_row(["**worst**"] + [f"{worst[name](v):.3f}" if v else "" for name, v in worsts.items()]))
+    return lines
+
+
+def samples_table(results: list[dict]) -> list[str]:
+    """How well each generator's samples trigger the backdoored model: mean ASR, and the share above 0.5."""
+    betas = sorted({b for r in results for b in r["search"]}, key=float)
+    lines = _header(["trigger -> target"] + [f"samples beta={b}: mean ASR / share > 0.5" for b in betas])
+    for r in results:
+        s = r["search"]
+        lines.append(_row([f"{r['trigger']} -> {r['target']}"]
+                          + [f"{s[b]['mean_asr']:.3f} / {s[b]['above_half']:.3f}" if b in s else "" for b in betas]))
     return lines
 
 
@@ -201,7 +215,7 @@ def in_case_order(cases: dict) -> list[dict]:
 
 
 def table(results: list[dict]) -> str:
-    return "\n".join(asr_table(results) + [""] + clean_time_table(results))
+    return "\n".join(asr_table(results) + [""] + clean_time_table(results) + [""] + samples_table(results))
 
 
 def main():
