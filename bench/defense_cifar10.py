@@ -209,9 +209,15 @@ def clean_time_table(results: list[dict]) -> list[str]:
     return lines
 
 
+def record_key(trigger: str, target: int) -> str:
+    """A case's key in the results record (case_key names its files)."""
+    return f"{trigger}->{target}"
+
+
 def in_case_order(cases: dict) -> list[dict]:
     """The saved record's keys are sorted as text (binary:16 before binary:7); the table follows CASES."""
-    return [cases[f"{trigger}->{target}"] for trigger, target in CASES if f"{trigger}->{target}" in cases]
+    keys = [record_key(trigger, target) for trigger, target in CASES]
+    return [cases[k] for k in keys if k in cases]
 
 
 def table(results: list[dict]) -> str:
@@ -244,7 +250,7 @@ def main():
     base = base_run(data, spec, args)
     base_ws = open_run(base, args.device, data=data)
     for trigger, target in CASES[:args.cases]:
-        key = f"{trigger}->{target}"
+        key = record_key(trigger, target)
         if case_done(results["cases"].get(key), args):
             continue
         results["cases"][key] = {**run_case(data, spec, base, trigger, target, args),
