@@ -1,6 +1,7 @@
 """Image data sources, all yielding the same `ImageData`: uint8 tensors, labels, class names, mean/std.
 
-Sources: `synthetic` (embedded), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
+Sources: `synthetic` and `synthetic100` (embedded, 10 or 100 classes; `:N` for N training images,
+N/5 test images, default 10000), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
 (an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached).
 """
 import hashlib
@@ -14,7 +15,7 @@ import torch
 
 from . import atomic
 from .errors import MesaError
-from .synthetic import CLASSES as SYNTHETIC_CLASSES, make_synthetic
+from .synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
@@ -58,8 +59,21 @@ def _make(name, classes, train, test) -> ImageData:
     return ImageData(name, list(classes), train[0], train[1], test[0], test[1], mean, std)
 
 
-def load_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> ImageData:
-    return _make("synthetic", SYNTHETIC_CLASSES, make_synthetic(n_train, seed), make_synthetic(n_test, seed + 1))
+def load_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0, num_classes: int = 10) -> ImageData:
+    name, classes = ("synthetic", SYNTHETIC_CLASSES) if num_classes == 10 else ("synthetic100", CLASSES_100)
+    return _make(name, classes, make_synthetic(n_train, seed, num_classes=num_classes),
+                 make_synthetic(n_test, seed + 1, num_classes=num_classes))
+
+
+def _synthetic_spec(spec: str) -> ImageData | None:
+    """`synthetic[100][:N]`: the embedded data, N training images (default 10000) and N/5 test images."""
+    name, _, size = spec.partition(":")
+    if name not in ("synthetic", "synthetic100"):
+        return None
+    if size and not (size.isdigit() and int(size) >= 100):
+        raise MesaError(f"bad data source {spec!r}: {name}:N takes a number of training images >= 100")
+    n = int(size or 10000)
+    return load_synthetic(n, n // 5, num_classes=100 if name == "synthetic100" else 10)
 
 
 def load_torchvision(name: str, root: Path | None = None, download: bool = True) -> ImageData:
@@ -176,14 +190,15 @@ def load_folder(root, cache: bool = True) -> ImageData:
 
 
 def load_data(spec: str) -> ImageData:
-    """`synthetic`, `cifar10`, `cifar100` or `folder:PATH`."""
-    if spec == "synthetic":
-        return load_synthetic()
+    """`synthetic[100][:N]`, `cifar10`, `cifar100` or `folder:PATH`."""
+    data = _synthetic_spec(spec)
+    if data is not None:
+        return data
     if spec in ("cifar10", "cifar100"):
         return load_torchvision(spec)
     if spec.startswith("folder:") and len(spec) > len("folder:"):
         return load_folder(spec[len("folder:"):])
-    raise MesaError(f"unknown data source {spec!r}: use synthetic, cifar10, cifar100 or folder:PATH")
+    raise MesaError(f"unknown data source {spec!r}: use synthetic, synthetic100, cifar10, cifar100 or folder:PATH")
 
 
 def defense_split(images: torch.Tensor, labels: torch.Tensor, fraction: float = 0.8, seed: int = 0):

@@ -20,6 +20,7 @@ from .errors import MesaError
 from .models import Classifier, build_model
 
 RUN_KIND = "mesa-lab-run"
+TORCHSCRIPT = "torchscript"  # config["model"] of an imported TorchScript program, kept in the run as model.ts
 
 
 def runs_root(path=None) -> Path:
@@ -37,18 +38,19 @@ class Run:
     history: list = field(default_factory=list)
 
     @property
-    def target(self) -> int:
-        return self.config["target"]
+    def target(self) -> int | None:
+        """The backdoor's class when known (an imported model may not say; see stages.resolve_target)."""
+        return self.config.get("target")
 
 
 def run_name(config: dict) -> str:
-    data = config["data"].split(":")[0] if config["data"].startswith("folder:") else config["data"]
+    data = config["data"].split(":")[0]  # folder:PATH, synthetic:N
     trigger = re.sub(r"[^A-Za-z0-9]+", "", (config.get("trigger") or "clean").split("/")[-1])[:20]
     return f"{data}-{config['model']}-{trigger}-t{config.get('target', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def save_run(root, config: dict, model, trigger=None, metrics=None, history=None, name=None) -> Path:
-    """Write a new run folder atomically and return its path."""
+def save_run(root, config: dict, model, trigger=None, metrics=None, history=None, name=None, files=None) -> Path:
+    """Write a new run folder atomically and return its path. `files`: {name: bytes or tensors} to add."""
     root = runs_root(root)
     root.mkdir(parents=True, exist_ok=True)
     name = name or run_name(config)
@@ -65,6 +67,8 @@ def save_run(root, config: dict, model, trigger=None, metrics=None, history=None
             atomic.write_torch(tmp / "trigger.pt", trigger.detach().cpu())
         atomic.write_json(tmp / "metrics.json", metrics or {})
         atomic.write_json(tmp / "history.json", history or [])
+        for file, content in (files or {}).items():
+            (atomic.write_bytes if isinstance(content, bytes) else atomic.write_torch)(tmp / file, content)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,7 +107,7 @@ def load_run(path, device="cpu") -> Run:
     state = load_tensor_file(path / "model.pt", "model weights")
     if not isinstance(state, dict):
         raise MesaError(f"model weights {path / 'model.pt'} are not a state dict")
-    model = build_model(config["model"], config["num_classes"], config["mean"], config["std"])
+    model = build_run_model(path, config)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -111,6 +115,17 @@ def load_run(path, device="cpu") -> Run:
     trigger = load_tensor_file(path / "trigger.pt", "trigger") if (path / "trigger.pt").exists() else None
     return Run(path, config, model.to(device).eval(), trigger,
                read_json(path / "metrics.json", "metrics", {}), read_json(path / "history.json", "history", []))
+
+
+def build_run_model(path, config: dict) -> Classifier:
+    """The run's network, untrained: built by name, or the TorchScript program kept in the run."""
+    if config["model"] != TORCHSCRIPT:
+        return build_model(config["model"], config["num_classes"], config["mean"], config["std"])
+    try:
+        body = torch.jit.load(Path(path) / "model.ts", map_location="cpu")
+    except Exception as e:  # a missing or damaged program: many error types
+        raise MesaError(f"TorchScript program {Path(path) / 'model.ts'} is missing or corrupt ({type(e).__name__})") from None
+    return Classifier(body, config["mean"], config["std"])
 
 
 def list_runs(root=None) -> list[Path]:
