@@ -1,25 +1,38 @@
 """MESA Lab, the app: `streamlit run app.py`. Thin views over the `mesa` engine; long stages run
 as background jobs (mesa/jobs.py) that pages poll, so reloads and other tabs see them.
 
-The page scripts live in views/, not pages/: Streamlit treats a pages/ folder as its older
-multipage mode, which hijacks deep links such as /model even when st.navigation is used."""
+Page scripts live in pages/ (one file per page, its URL the file name: /model, /mesa_search, ...);
+what they share lives in ui/. st.navigation lists exactly the pages below; a deep link such as
+/model opens that page, even as a fresh server's first request (ui/entry.py, tests/test_browser.py)."""
 import streamlit as st
 
 from mesa.errors import MesaError
-from views.common import sidebar
+from ui.common import sidebar
+from ui.entry import start_app
 
-st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
-page = st.navigation([
-    st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("views/model.py", title="Model", icon=":material/model_training:"),
-    st.Page("views/mesa_search.py", title="MESA", icon=":material/search:"),
-    st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:"),
-    st.Page("views/trigger_space.py", title="Trigger space", icon=":material/scatter_plot:"),
-    st.Page("views/defense.py", title="Defense", icon=":material/shield:"),
-    st.Page("views/presets.py", title="Presets", icon=":material/save:"),
-])
-try:
-    sidebar()
-    page.run()
-except MesaError as e:
-    st.error(str(e))
+# (script, title, icon): add a page here.
+PAGES = [
+    ("overview", "Overview", "home"),
+    ("model", "Model", "model_training"),
+    ("mesa_search", "MESA", "search"),
+    ("gallery", "Gallery", "grid_view"),
+    ("trigger_space", "Trigger space", "scatter_plot"),
+    ("defense", "Defense", "shield"),
+    ("presets", "Presets", "save"),
+]
+
+
+def main() -> None:
+    start_app()
+    st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
+    page = st.navigation([st.Page(f"pages/{script}.py", title=title, icon=f":material/{icon}:", default=i == 0)
+                          for i, (script, title, icon) in enumerate(PAGES)])
+    try:
+        sidebar()
+        page.run()
+    except MesaError as e:
+        st.error(str(e))
+
+
+if __name__ == "__main__":  # as Streamlit runs it; ui/entry.py imports main() from it
+    main()

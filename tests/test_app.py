@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import app as app_module
 from mesa import artifacts, jobs, stages
 from mesa.attack import AttackConfig, run_attack
 from mesa.baseline import BaselineConfig
@@ -19,7 +20,7 @@ from mesa.search import SearchConfig
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["overview", "model", "mesa_search", "gallery", "trigger_space", "defense", "presets"]
+PAGES = [script for script, _, _ in app_module.PAGES]  # every page app.py lists
 
 
 def tiny(data):
@@ -63,7 +64,7 @@ def app(page: str | None = None):
     at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     if page:
-        at.switch_page(f"views/{page}.py")
+        at.switch_page(f"pages/{page}.py")
         at.run()
     return at
 
@@ -160,3 +161,11 @@ def test_a_button_starts_a_background_job_and_the_page_follows_it(with_run, fres
     at.run()
     assert_clean(at)
     assert job.status == DONE and any(f"Job #{job.id}" in m.value and "done" in m.value for m in at.markdown)
+
+
+def test_every_page_script_is_listed_and_enters_through_the_app():
+    """A page missing from app.PAGES is unreachable; one without through_app() breaks its deep link."""
+    scripts = {p.stem for p in (ROOT / "pages").glob("*.py")}
+    assert scripts == {script for script, _, _ in app_module.PAGES}
+    for name in scripts:
+        assert "\nthrough_app()\n" in (ROOT / "pages" / f"{name}.py").read_text(), name

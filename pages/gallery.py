@@ -4,7 +4,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from views.common import active_run, trigger_image, trigger_sources
+from ui.common import active_run, trigger_image, trigger_sources
+from ui.entry import through_app
+
+through_app()
 
 st.title("Trigger gallery")
 path = active_run()

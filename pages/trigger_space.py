@@ -10,7 +10,10 @@ import torch
 
 from mesa import artifacts
 from mesa.projection import METHODS, project_triggers
-from views.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
+from ui.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
+from ui.entry import through_app
+
+through_app()
 
 st.title("Trigger space")
 path = active_run()

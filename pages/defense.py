@@ -7,8 +7,11 @@ import streamlit as st
 from mesa.artifacts import load_defenses
 from mesa.defense import DefenseConfig
 from mesa.jobs import stage_work
-from views.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
-                          search_results, submit)
+from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
+                       search_results, submit)
+from ui.entry import through_app
+
+through_app()
 
 # Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers: mean / worst ASR.
 PAPER = pd.DataFrame([

@@ -9,8 +9,11 @@ from mesa.detection import DetectionConfig
 from mesa.artifacts import load_detection
 from mesa.jobs import stage_work
 from mesa.search import SearchConfig
-from views.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
-                          mosaic, run, search_results, submit)
+from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
+                       mosaic, run, search_results, submit)
+from ui.entry import through_app
+
+through_app()
 
 st.title("MESA: model the trigger distribution")
 path = active_run()

@@ -7,7 +7,10 @@ from mesa import presets
 from mesa.data import cache_root
 from mesa.jobs import job_queue, pipeline_work
 from mesa.runs import list_runs, runs_root
-from views.common import events_frame, job_panel, metric_charts, mosaic, submit
+from ui.common import events_frame, job_panel, metric_charts, mosaic, submit
+from ui.entry import through_app
+
+through_app()
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO = "CPU classroom demo"

@@ -4,7 +4,10 @@ import streamlit as st
 
 from mesa import presets
 from mesa.errors import MesaError
-from views.common import current_preset
+from ui.common import current_preset
+from ui.entry import through_app
+
+through_app()
 
 st.title("Presets")
 builtin = presets.builtin()

@@ -15,8 +15,11 @@ from mesa.metrics import predict
 from mesa.models import ARCHITECTURES
 from mesa.runs import runs_root
 from mesa.triggers import canonical_patterns, parse_trigger, stamp
-from views.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
-                          run, submit, trigger_image)
+from ui.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
+                       run, submit, trigger_image)
+from ui.entry import through_app
+
+through_app()
 
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
 CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}

@@ -1,0 +1,1 @@
+"""What the app's pages share (the pages themselves live in pages/)."""
