@@ -5,11 +5,14 @@
     mesa/baseline.json/.pt    pixel-SGD triggers, their ASR and curve
     mesa/defense-METHOD.json  before/after metrics and per-epoch history (+ .pt: defended weights)
     mesa/detection.json       per-class achievable ASR
+    mesa/census-TAG-FAMILY.json/.pt  a census (TAG: before, floor, defense-METHOD[-RESTART]): summary,
+                              settings; every trigger's spec, per-class rates and ASR
 """
 from pathlib import Path
 
 
 from . import atomic
+from .census import Census
 from .errors import MesaError
 from .generator import TriggerGenerator
 from .runs import load_tensor_file, read_json
@@ -34,6 +37,12 @@ def save_search(run_path, results, cfg, target: int, hidden: int) -> None:
                                                      "snapshots": r.snapshots})
     atomic.write_json(d / "search.json", {"config": cfg.to_dict(), "target": target, "hidden": hidden,
                                           "betas": [{**r.summary(), "curve": r.curve} for r in results]})
+
+
+def read_search_meta(run_path) -> dict | None:
+    """search.json alone (config, target, per-beta summaries), without loading any generator."""
+    f = _dir(run_path) / "search.json"
+    return read_json(f, "search results") if f.is_file() else None
 
 
 def load_search(run_path, device="cpu") -> dict | None:
@@ -72,16 +81,16 @@ def load_baseline(run_path) -> dict | None:
     return {**meta, **load_tensor_file(d / "baseline.pt", "baseline triggers")}
 
 
-def _method_file(method: str) -> str:
+def method_file(method: str) -> str:
     return "defense-" + method.replace(":", "-")
 
 
 def save_defense(run_path, result: dict, defended=None) -> None:
     d = _dir(run_path)
     if defended is not None:
-        atomic.write_torch(d / f"{_method_file(result['method'])}.pt",
+        atomic.write_torch(d / f"{method_file(result['method'])}.pt",
                            {k: v.detach().cpu() for k, v in defended.state_dict().items()})
-    atomic.write_json(d / f"{_method_file(result['method'])}.json", result)
+    atomic.write_json(d / f"{method_file(result['method'])}.json", result)
 
 
 def load_defenses(run_path) -> dict:
@@ -101,3 +110,38 @@ def save_detection(run_path, result: dict) -> None:
 def load_detection(run_path) -> dict | None:
     f = _dir(run_path) / "detection.json"
     return read_json(f, "detection result") if f.is_file() else None
+
+
+def _census_file(tag: str, family: str) -> str:
+    return f"census-{tag.replace(':', '-')}-{family}"
+
+
+def save_census(run_path, tag: str, census, summary: dict, settings: dict) -> None:
+    d = _dir(run_path)
+    name = _census_file(tag, census.family)
+    atomic.write_torch(d / f"{name}.pt", {"names": census.names, "triggers": census.triggers,
+                                          "rates": census.rates, "target": census.target,
+                                          "planted_asr": census.planted_asr})
+    atomic.write_json(d / f"{name}.json", {"tag": tag, "settings": settings, "summary": summary})
+
+
+def load_census(run_path, tag: str = "before", family: str = "binary") -> dict | None:
+    """{"tag", "settings", "summary", "census": Census} or None when that census was never taken."""
+    d = _dir(run_path)
+    name = _census_file(tag, family)
+    if not (d / f"{name}.json").is_file():
+        return None
+    meta = read_json(d / f"{name}.json", "census summary")
+    data = load_tensor_file(d / f"{name}.pt", "census")
+    try:
+        census = Census(family, list(data["names"]), data["triggers"], data["rates"], data["target"], data["planted_asr"])
+    except (KeyError, TypeError):
+        raise MesaError(f"census {d / name}.pt is not a MESA Lab census") from None
+    return {**meta, "census": census}
+
+
+def list_censuses(run_path, family: str = "binary") -> list[str]:
+    """The tags of every census saved in the run for a family."""
+    d = _dir(run_path)
+    suffix = f"-{family}.json"
+    return sorted(f.name[len("census-"):-len(suffix)] for f in d.glob(f"census-*{suffix}")) if d.is_dir() else []

@@ -81,7 +81,8 @@ def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling,
             cfg: DefenseConfig, on_progress: ProgressFn = ignore, stage: str = "defend",
             should_stop=lambda: False) -> tuple[torch.nn.Module, list[dict], dict]:
     """Retrain a copy of `model`; returns (defended model, per-epoch history, final held-out metrics)."""
-    defended = copy.deepcopy(model)
+    with torch.no_grad():  # a TorchScript body copied with grad on would get non-leaf parameters
+        defended = copy.deepcopy(model)
     for p in defended.parameters():
         p.requires_grad_(True)
     transform = StampFraction(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed)
@@ -100,11 +101,14 @@ def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling,
 
 def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, generators: dict | None = None,
            baseline_triggers: torch.Tensor | None = None, noise: str = "uniform",
-           on_progress: ProgressFn = ignore, should_stop=lambda: False) -> tuple[dict, torch.nn.Module | None]:
+           on_progress: ProgressFn = ignore, should_stop=lambda: False,
+           inspect: Callable[[torch.nn.Module, int | None], dict] | None = None) -> tuple[dict, torch.nn.Module | None]:
     """Run one defense method. Returns (result dict, defended model; None for pixel-sgd's many copies).
 
     `generators` maps beta -> trained G (from the search); `baseline_triggers` are the pixel-SGD
-    restarts. Metrics are measured on the held-out split, before and after.
+    restarts. Metrics are measured on the held-out split, before and after. `inspect(model, restart)`
+    looks at each defended model before it is dropped (the census of what it leaves open); its
+    answer is kept as "inspection" (per restart for pixel-sgd).
     """
     name, beta = parse_method(cfg.method)
     device = modeling[0].device
@@ -120,16 +124,19 @@ def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, 
         per_restart, histories = [], []
         for i, t in enumerate(chosen):
             sampler = fixed_sampler(t.to(device))
-            _, history, after = retrain(model, lambda _: sampler, modeling, held_out, trigger, target, cfg,
-                                        on_progress, f"{stage} {i + 1}/{len(chosen)}", should_stop)
+            copy_i, history, after = retrain(model, lambda _: sampler, modeling, held_out, trigger, target, cfg,
+                                             on_progress, f"{stage} {i + 1}/{len(chosen)}", should_stop)
+            if inspect is not None:
+                after = {**after, "inspection": inspect(copy_i, i)}
             per_restart.append(after)
             histories.append(history)
             if should_stop():
                 break
-        asrs = [r["asr"] for r in per_restart]
-        result.update(after={"clean_acc": sum(r["clean_acc"] for r in per_restart) / len(per_restart),
-                             "asr": sum(asrs) / len(asrs)},
-                      worst_asr=max(asrs), restarts=per_restart, history=histories[0], histories=histories)
+        asrs = [r["asr"] for r in per_restart if "asr" in r]  # none without a planted trigger
+        after = {"clean_acc": sum(r["clean_acc"] for r in per_restart) / len(per_restart)}
+        result.update(after={**after, "asr": sum(asrs) / len(asrs)} if asrs else after,
+                      worst_asr=max(asrs) if asrs else None, restarts=per_restart, history=histories[0],
+                      histories=histories)
         defended = None
     else:
         if name == "mesa":
@@ -144,12 +151,16 @@ def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, 
                         for i, b in enumerate(sorted(generators, reverse=True))]
             sampler_for_epoch = lambda epoch: samplers[epoch % len(samplers)]  # noqa: E731
         elif name == "original":
+            if trigger is None:
+                raise MesaError("the run has no planted trigger: `original` needs one (import with --trigger)")
             sampler = fixed_sampler(trigger.to(device))
             sampler_for_epoch = lambda _: sampler  # noqa: E731
         else:
             sampler_for_epoch = lambda _: None  # noqa: E731
         defended, history, after = retrain(model, sampler_for_epoch, modeling, held_out, trigger, target, cfg,
                                            on_progress, stage, should_stop)
-        result.update(after=after, worst_asr=after["asr"], history=history)
+        result.update(after=after, worst_asr=after.get("asr"), history=history)
+        if inspect is not None:
+            result["inspection"] = inspect(defended, None)
     result["seconds"] = round(time.time() - start, 1)
     return result, defended

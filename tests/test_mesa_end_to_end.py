@@ -41,22 +41,58 @@ def test_mesa_samples_fire_the_backdoor(searched_run):
 
 def test_ensemble_defense_removes_the_backdoor_and_finetune_does_not(searched_run, capsys):
     attack, _ = searched_run
-    ensemble = _run(capsys, ["defend", attack["run"], "--method", "ensemble", "--epochs", "3"])
+    census = ["--census-images", "64"]
+    ensemble = _run(capsys, ["defend", attack["run"], "--method", "ensemble", "--epochs", "3"] + census)
     assert ensemble["before"]["asr"] >= 0.9
     assert ensemble["after"]["asr"] <= 0.15
     assert ensemble["after"]["clean_acc"] >= ensemble["before"]["clean_acc"] - 0.03
-    control = _run(capsys, ["defend", attack["run"], "--method", "finetune", "--epochs", "3"])
+    control = _run(capsys, ["defend", attack["run"], "--method", "finetune", "--epochs", "3"] + census)
     assert control["after"]["asr"] >= 0.8  # plain fine-tuning leaves the backdoor in place
     assert set(artifacts.load_defenses(attack["run"])) == {"ensemble", "finetune"}
+    # the census: the planted pattern is one of the open triggers before; the ensemble closes at
+    # least nine in ten of them, plain fine-tuning does not
+    before, after = ensemble["census"]["before"], ensemble["census"]["after"]
+    assert before["original_asr"] >= 0.5 and before["original_rank"] <= before["open"]
+    assert after["open"] <= before["open"] / 10 and ensemble["census"]["closure"] >= 0.9
+    assert control["census"]["after"]["open"] >= before["open"] / 2
+
+
+def test_census_command(searched_run, capsys):
+    attack, _ = searched_run
+    before = _run(capsys, ["census", attack["run"], "--images", "64"])
+    assert {"family", "triggers", "open", "worst_asr", "original_asr"} <= set(before)
+    assert before["family"] == "binary" and before["triggers"] == 512 and before["open"] >= 1
+    saved = artifacts.load_census(attack["run"], "before")
+    assert saved["census"].names[170] == "binary:170" and saved["census"].asr[170] >= 0.5  # the planted pattern
+    colour = _run(capsys, ["census", attack["run"], "--family", "color", "--samples", "64", "--images", "32"])
+    assert colour["family"] == "color" and colour["triggers"] == 64
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--family", "plaid"], "unknown census family"),
+    (["--defense", "mesa:0.3"], "no defended model saved"),
+    (["--samples", "0"], ">= 1"),
+])
+def test_census_errors(searched_run, capsys, argv, match):
+    attack, _ = searched_run
+    assert main(["census", attack["run"], "--images", "16"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err
 
 
 def test_baseline_and_pixel_sgd_defense(searched_run, capsys):
     attack, _ = searched_run
     base = _run(capsys, ["baseline", attack["run"], "--restarts", "2", "--steps", "60"])
     assert base["restarts"] == 2 and 0 <= base["mean_asr"] <= 1
-    result = _run(capsys, ["defend", attack["run"], "--method", "pixel-sgd", "--epochs", "1"])
+    result = _run(capsys, ["defend", attack["run"], "--method", "pixel-sgd", "--epochs", "1", "--census-images", "32"])
     saved = artifacts.load_defenses(attack["run"])["pixel-sgd"]
     assert len(saved["restarts"]) == 2 and result["worst_asr"] == max(r["asr"] for r in saved["restarts"])
+    # one census per restart; the defense's census is its worst restart (the most triggers left open)
+    per_restart = saved["census"]["restarts"]
+    assert len(per_restart) == 2 and result["census"]["after"]["open"] == max(r["after"]["open"] for r in per_restart)
+    assert {"defense-pixel-sgd-1", "defense-pixel-sgd-2"} <= set(artifacts.list_censuses(attack["run"]))
+    again = _run(capsys, ["census", attack["run"], "--defense", "pixel-sgd", "--images", "32"])
+    assert again["open"] == result["census"]["after"]["open"]
 
 
 def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, capsys):
