@@ -114,12 +114,22 @@ def cmd_baseline(args):
 
 
 def cmd_defend(args):
+    from .census import CensusConfig
     from .defense import DefenseConfig
     from .stages import run_defense
 
     cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
                         restarts=args.restarts, seed=args.seed)
-    return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar))
+    census = None if args.census == "none" else CensusConfig(family=args.census, images=args.census_images)
+    return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar, census=census))
+
+
+def cmd_census(args):
+    from .census import CensusConfig
+    from .stages import run_census
+
+    cfg = CensusConfig(family=args.family, samples=args.samples, images=args.images, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_census(ws, cfg, args.defense))
 
 
 def cmd_detect(args):
@@ -182,9 +192,23 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--poison-ratio", type=float, default=0.5,
                    help="fraction of each batch stamped, labels kept (0.5: the best measured, docs/RESULTS.md)")
     p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
+    p.add_argument("--census", default="binary", choices=["binary", "color", "none"],
+                   help="the census of triggers left open after the defense (default: every binary pattern)")
+    p.add_argument("--census-images", type=int, default=256, help="held-out images per census trigger")
     p.add_argument("--seed", type=int, default=0)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_defend)
+
+    p = sub.add_parser("census", help="the ASR of every trigger of a family: how much of the backdoor is open")
+    p.add_argument("run")
+    p.add_argument("--family", default="binary", help="binary (every k x k pattern) or color (random colours)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="how many triggers (binary: all when k <= 3, else required; color: 4096)")
+    p.add_argument("--images", type=int, default=256, help="held-out images per trigger")
+    p.add_argument("--defense", default=None, help="the census of a saved defense's model (e.g. ensemble, mesa:0.9)")
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_census)
 
     p = sub.add_parser("detect", help="short MESA search toward every class: which one is attacked?")
     p.add_argument("run")
