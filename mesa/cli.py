@@ -241,7 +241,10 @@ def summary_line(result: dict) -> str:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        result = args.func(args)
+        from .machine_lock import cli_turn
+
+        with cli_turn(args.command, sys.argv[1:] if argv is None else list(argv)):  # one heavy job per machine
+            result = args.func(args)
     except MesaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
