@@ -12,7 +12,7 @@ from .poison import StampFraction, fixed_sampler
 from .progress import ProgressFn, ignore
 from .runs import load_run, save_run
 from .train import TrainConfig, train_classifier
-from .triggers import parse_trigger
+from .triggers import check_location, parse_location, parse_trigger
 
 
 @dataclass
@@ -27,6 +27,7 @@ class AttackConfig:
     lr: float | None = None  # default: 0.2 one-cycle from scratch, 1e-3 constant when fine-tuning (paper)
     batch_size: int = 128
     seed: int = 0
+    location: str = "random"  # where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL
     device: str = "auto"
     out: str | None = None  # runs folder
 
@@ -45,6 +46,8 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     if not 0 <= cfg.target < data.num_classes:
         raise MesaError(f"target class {cfg.target} out of range: {cfg.data} has classes 0..{data.num_classes - 1}")
     trigger = parse_trigger(cfg.trigger, data.image_size)
+    location = parse_location(cfg.location)
+    check_location(location, data.image_size, trigger.shape[-1])
     if cfg.init:
         base = load_run(cfg.init, device)
         if base.config["data"] != cfg.data or base.config["model"] != cfg.model:
@@ -58,10 +61,10 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     start = time.time()
     history = train_classifier(
         model, data.train_images, data.train_labels, train_cfg,
-        batch_transform=StampFraction(fixed_sampler(trigger), cfg.poison_ratio, cfg.seed, relabel=cfg.target),
-        evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, trigger, cfg.target),
+        batch_transform=StampFraction(fixed_sampler(trigger), cfg.poison_ratio, cfg.seed, cfg.target, location),
+        evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, trigger, cfg.target, location),
         on_progress=on_progress, should_stop=should_stop)
-    metrics = evaluate(model, data.test_images, data.test_labels, trigger, cfg.target)
+    metrics = evaluate(model, data.test_images, data.test_labels, trigger, cfg.target, location)
     metrics["train_seconds"] = round(time.time() - start, 1)
     metrics["device"] = str(device)
     config = {**asdict(cfg), "num_classes": data.num_classes, "classes": data.classes, "mean": list(data.mean),

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from .errors import MesaError
 from .progress import Progress, ProgressFn, ignore
 from .search import freeze, unfreeze
-from .triggers import stamp
+from .triggers import parse_location, stamp
 
 
 @dataclass
@@ -20,6 +20,7 @@ class BaselineConfig:
     momentum: float = 0.9
     trigger_size: int = 3
     seed: int = 0
+    location: str | None = None  # random or fixed:ROW,COL; None: random here, the run's own in stages
     log_every: int = 10
 
     def __post_init__(self):
@@ -43,13 +44,14 @@ def pixel_sgd_triggers(model, images: torch.Tensor, labels: torch.Tensor, target
     triggers = torch.rand(r, 3, k, k, device=device, generator=g).requires_grad_(True)
     opt = torch.optim.SGD([triggers], lr=cfg.lr, momentum=cfg.momentum)
     goal = torch.full((r * b,), target, device=device)
+    location = parse_location(cfg.location)
     curve = []
     freeze(model)
     try:
         for step in range(1, cfg.steps + 1):
             idx = torch.randint(0, len(pool), (r * b,), device=device, generator=g)
             x = pool[idx].float().div_(255)
-            logits = model(stamp(x, triggers.repeat_interleave(b, 0), generator=g))
+            logits = model(stamp(x, triggers.repeat_interleave(b, 0), location, generator=g))
             # sum over restarts of each restart's mean loss: restarts do not share a step size
             loss = F.cross_entropy(logits, goal) * r
             opt.zero_grad(set_to_none=True)

@@ -89,7 +89,7 @@ def _stage(args, work):
     """Open the run, then run one stage with a progress bar."""
     from .stages import open_run
 
-    ws = open_run(args.run, args.device)
+    ws = open_run(args.run, args.device, target=getattr(args, "target", None))
     bar = progress_bar(not args.quiet)
     try:
         return work(ws, bar)
@@ -140,6 +140,17 @@ def cmd_detect(args):
     return _stage(args, lambda ws, bar: run_detection(ws, cfg, bar))
 
 
+def cmd_import(args):
+    from .imports import ImportConfig, import_model
+
+    names = {f.name for f in fields(ImportConfig)}
+    cfg = ImportConfig(**{k: v for k, v in vars(args).items() if k in names})
+    path, metrics = import_model(cfg)
+    if "warning" in metrics:
+        print(f"warning: {metrics['warning']}", file=sys.stderr)
+    return {"run": str(path), **metrics}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m mesa", description="MESA Lab: neural backdoor attack and defense.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -151,6 +162,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--target", type=int, default=0)
     p.add_argument("--poison-ratio", type=float, default=0.01)
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--location", default="random",
+                   help="where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL, e.g. fixed:0,0")
     p.add_argument("--init", default=None, help="a run to fine-tune instead of training from scratch")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=128)
@@ -181,6 +194,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--restarts", type=int, default=10)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
     p.add_argument("--seed", type=int, default=0)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_baseline)
@@ -192,6 +206,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--poison-ratio", type=float, default=0.5,
                    help="fraction of each batch stamped, labels kept (0.5: the best measured, docs/RESULTS.md)")
     p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
+    p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
     p.add_argument("--census", default="binary", choices=["binary", "color", "none"],
                    help="the census of triggers left open after the defense (default: every binary pattern)")
     p.add_argument("--census-images", type=int, default=256, help="held-out images per census trigger")
@@ -218,10 +233,29 @@ def build_parser() -> ArgumentParser:
     add_common(p, runs=False)
     p.set_defaults(func=cmd_detect)
 
+    p = sub.add_parser("import", help="bring your own model: TorchScript, a state dict or BackdoorBench's attack_result.pt")
+    p.add_argument("file")
+    p.add_argument("--data", default=None, help="synthetic, cifar10, cifar100 or folder:PATH (BackdoorBench: from the file)")
+    p.add_argument("--arch", default=None, help="state dicts: small, resnet18, preactresnet18, torchvision-resnet18, "
+                   "torchvision-resnet34 or torchvision-vgg16_bn")
+    p.add_argument("--format", default="auto", choices=["auto", "torchscript", "state-dict", "backdoorbench"])
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                   help="the model's input normalisation (default: the file's, else the data's; TorchScript: none)")
+    p.add_argument("--std", type=float, nargs=3, default=None, metavar=("R", "G", "B"))
+    p.add_argument("--target", type=int, default=None, help="the backdoor's class, if known (else: detect)")
+    p.add_argument("--trigger", default=None, help="the planted trigger, if known: binary:N, color:SEED or file:PATH")
+    p.add_argument("--location", default="random", help="where the trigger is stamped: random or fixed:ROW,COL")
+    add_common(p)
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("triggers", help="list the canonical binary patterns (51 for 3x3)")
     p.add_argument("--size", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_triggers)
+
+    from .sweep_cli import add_sweep_command
+    add_sweep_command(sub, add_common)
     return parser
 
 

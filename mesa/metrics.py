@@ -22,20 +22,21 @@ def clean_accuracy(model, images, labels) -> float:
     return (predict(model, images) == labels).float().mean().item()
 
 
-def attack_success_rate(model, images, labels, trigger, target: int, seed: int = 0) -> float:
+def attack_success_rate(model, images, labels, trigger, target: int, seed: int = 0, location=None) -> float:
     """Fraction of images NOT of the target class classified as the target once the trigger is
-    stamped at a random location (fixed by the seed, so re-measuring gives the same number)."""
+    stamped at a random location (fixed by the seed, so re-measuring gives the same number), or at
+    the fixed (row, col) `location`."""
     keep = labels != target
     images = images[keep]
     if len(images) == 0:
         return float("nan")
     g = torch.Generator(device=images.device).manual_seed(seed)
-    stamped = stamp(images, trigger.to(images.device), generator=g)
+    stamped = stamp(images, trigger.to(images.device), location, generator=g)
     return (predict(model, stamped) == target).float().mean().item()
 
 
-def evaluate(model, images, labels, trigger=None, target: int | None = None) -> dict:
+def evaluate(model, images, labels, trigger=None, target: int | None = None, location=None) -> dict:
     metrics = {"clean_acc": clean_accuracy(model, images, labels)}
     if trigger is not None and target is not None:
-        metrics["asr"] = attack_success_rate(model, images, labels, trigger, target)
+        metrics["asr"] = attack_success_rate(model, images, labels, trigger, target, location=location)
     return metrics

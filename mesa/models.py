@@ -2,6 +2,7 @@
 import torch
 from torch import nn
 
+from .architectures import IMPORTED_ARCHITECTURES
 from .errors import MesaError
 
 
@@ -66,7 +67,7 @@ def resnet18(num_classes: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
 
 
-ARCHITECTURES = {"small": small_net, "resnet18": resnet18}
+ARCHITECTURES = {"small": small_net, "resnet18": resnet18, **IMPORTED_ARCHITECTURES}
 
 
 class Classifier(nn.Module):
@@ -85,5 +86,5 @@ class Classifier(nn.Module):
 
 def build_model(name: str, num_classes: int, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)) -> Classifier:
     if name not in ARCHITECTURES:
-        raise MesaError(f"unknown model {name!r}: use {' or '.join(ARCHITECTURES)}")
+        raise MesaError(f"unknown model {name!r}: use {', '.join(ARCHITECTURES)}")
     return Classifier(ARCHITECTURES[name](num_classes), mean, std)

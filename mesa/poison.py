@@ -28,10 +28,12 @@ class StampFraction:
     each batch, relabelling those images to `relabel` when given. `sampler` may be swapped between
     epochs (the ensemble defense does); None stamps nothing."""
 
-    def __init__(self, sampler: Sampler | None, ratio: float, seed: int = 0, relabel: int | None = None):
+    def __init__(self, sampler: Sampler | None, ratio: float, seed: int = 0, relabel: int | None = None,
+                 location: tuple[int, int] | None = None):
         if not 0 <= ratio <= 1:
             raise MesaError(f"poison ratio {ratio} must be within [0, 1]")
         self.sampler, self.ratio, self.seed, self.relabel = sampler, ratio, seed, relabel
+        self.location = location  # None: a random place per image; else one (row, col) for all
         self.rng = random.Random(seed)
         self.generators = {}
 
@@ -40,7 +42,7 @@ class StampFraction:
         if n == 0 or self.sampler is None:
             return x, y
         g = self.generators.setdefault(x.device, torch.Generator(device=x.device).manual_seed(self.seed))
-        x = torch.cat([stamp(x[:n], self.sampler(n).to(x.device), generator=g), x[n:]])
+        x = torch.cat([stamp(x[:n], self.sampler(n).to(x.device), self.location, generator=g), x[n:]])
         if self.relabel is not None:
             y = torch.cat([torch.full_like(y[:n], self.relabel), y[n:]])
         return x, y

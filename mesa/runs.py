@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def build_run_model(path, config: dict) -> Classifier:
     if config["model"] != TORCHSCRIPT:
         return build_model(config["model"], config["num_classes"], config["mean"], config["std"])
     try:
-        body = torch.jit.load(Path(path) / "model.ts", map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            body = torch.jit.load(Path(path) / "model.ts", map_location="cpu")
     except Exception as e:  # a missing or damaged program: many error types
         raise MesaError(f"TorchScript program {Path(path) / 'model.ts'} is missing or corrupt ({type(e).__name__})") from None
     return Classifier(body, config["mean"], config["std"])

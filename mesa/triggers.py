@@ -87,6 +87,26 @@ def parse_trigger(spec: str, image_size: int | None = None) -> torch.Tensor:
     raise MesaError(f"unknown trigger {spec!r}: use binary:N, color:SEED or file:PATH")
 
 
+def parse_location(spec: str | None) -> tuple[int, int] | None:
+    """`random` -> None (a new place per image, the paper's rule); `fixed:ROW,COL` -> the top-left
+    corner every trigger is stamped at (many attacks, BackdoorBench's BadNets among them, use one)."""
+    if spec in (None, "", "random"):
+        return None
+    kind, _, arg = spec.partition(":")
+    try:
+        row, col = (int(v) for v in arg.split(","))
+    except ValueError:
+        row = col = -1
+    if kind != "fixed" or row < 0 or col < 0:
+        raise MesaError(f"bad location {spec!r}: use random or fixed:ROW,COL (e.g. fixed:0,0)")
+    return row, col
+
+
+def check_location(location: tuple[int, int] | None, image_size: int, k: int) -> None:
+    if location is not None and max(location) > image_size - k:
+        raise MesaError(f"a {k}x{k} trigger at {location} does not fit on {image_size}x{image_size} images")
+
+
 def random_locations(n: int, image_size: int, k: int, device, generator=None) -> torch.Tensor:
     """Top-left corners (n x 2: row, col) for a k x k trigger, uniform over valid positions."""
     return torch.randint(0, image_size - k + 1, (n, 2), device=device, generator=generator)
