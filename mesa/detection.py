@@ -14,6 +14,7 @@ class DetectionConfig:
     epochs: int = 3
     samples: int = 64
     threshold: float = 0.5  # a class whose triggers reach this mean ASR is reported as attacked
+    hidden: int | None = None  # generator width: None as the search's (2048 for 100+ classes)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -25,7 +26,7 @@ def detect(model, images, labels, num_classes: int, cfg: DetectionConfig, eval_i
     """Per class: the mean ASR of triggers a short search finds; the outlier is the backdoor's target."""
     eval_images = images if eval_images is None else eval_images
     eval_labels = labels if eval_labels is None else eval_labels
-    search_cfg = SearchConfig(betas=[cfg.beta], epochs=cfg.epochs, seed=cfg.seed)
+    search_cfg = SearchConfig(betas=[cfg.beta], epochs=cfg.epochs, hidden=cfg.hidden, seed=cfg.seed)
     per_class = []
     freeze(model)
     try:
