@@ -44,6 +44,11 @@ def add_common(p, runs=True):
         p.add_argument("--out", default=None, help="runs folder (default: $MESA_RUNS or ./runs)")
 
 
+def add_location(p):
+    p.add_argument("--location", default=None,
+                   help="where triggers are stamped: random or fixed:ROW,COL (default: where the run's attack stamped)")
+
+
 def cmd_attack(args):
     from .attack import AttackConfig, run_attack
 
@@ -62,7 +67,7 @@ def cmd_eval(args):
     from .device import resolve_device
     from .metrics import evaluate
     from .runs import load_run
-    from .triggers import parse_trigger
+    from .triggers import parse_location, parse_trigger
 
     device = resolve_device(args.device)
     run = load_run(args.run, device)
@@ -70,7 +75,8 @@ def cmd_eval(args):
     trigger = parse_trigger(args.trigger, data.image_size) if args.trigger else run.trigger
     target = run.target if args.target is None else args.target
     with torch.no_grad():
-        metrics = evaluate(run.model, data.test_images, data.test_labels, trigger, target)
+        location = parse_location(args.location or run.config.get("location"))
+        metrics = evaluate(run.model, data.test_images, data.test_labels, trigger, target, location)
     return {"run": str(run.path), "trigger": args.trigger or run.config.get("trigger"), "target": target, **metrics}
 
 
@@ -101,7 +107,8 @@ def cmd_search(args):
     from .search import SearchConfig
     from .stages import run_search
 
-    cfg = SearchConfig(betas=args.betas, alpha=args.alpha, epochs=args.epochs, noise=args.noise, seed=args.seed)
+    cfg = SearchConfig(betas=args.betas, alpha=args.alpha, epochs=args.epochs, noise=args.noise, seed=args.seed,
+                       location=args.location)
     return _stage(args, lambda ws, bar: run_search(ws, cfg, args.target, args.samples, bar))
 
 
@@ -109,7 +116,7 @@ def cmd_baseline(args):
     from .baseline import BaselineConfig
     from .stages import run_baseline
 
-    cfg = BaselineConfig(restarts=args.restarts, steps=args.steps, seed=args.seed)
+    cfg = BaselineConfig(restarts=args.restarts, steps=args.steps, seed=args.seed, location=args.location)
     return _stage(args, lambda ws, bar: run_baseline(ws, cfg, bar))
 
 
@@ -119,7 +126,7 @@ def cmd_defend(args):
     from .stages import run_defense
 
     cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
-                        restarts=args.restarts, seed=args.seed)
+                        restarts=args.restarts, seed=args.seed, location=args.location)
     census = None if args.census == "none" else CensusConfig(family=args.census, images=args.census_images)
     return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar, census=census))
 
@@ -136,7 +143,8 @@ def cmd_detect(args):
     from .detection import DetectionConfig
     from .stages import run_detection
 
-    cfg = DetectionConfig(beta=args.beta, epochs=args.epochs, seed=args.seed)
+    cfg = DetectionConfig(beta=args.beta, epochs=args.epochs, seed=args.seed, location=args.location,
+                          search=not args.no_search, census_images=args.census_images)
     return _stage(args, lambda ws, bar: run_detection(ws, cfg, bar))
 
 
@@ -175,6 +183,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--trigger", default=None, help="another trigger than the run's own")
     p.add_argument("--target", type=int, default=None)
+    add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_eval)
 
@@ -187,6 +196,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--noise", default="uniform", choices=["uniform", "gaussian"])
     p.add_argument("--samples", type=int, default=256, help="triggers sampled per beta to measure")
     p.add_argument("--seed", type=int, default=0)
+    add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_search)
 
@@ -196,6 +206,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
     p.add_argument("--seed", type=int, default=0)
+    add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_baseline)
 
@@ -211,6 +222,7 @@ def build_parser() -> ArgumentParser:
                    help="the census of triggers left open after the defense (default: every binary pattern)")
     p.add_argument("--census-images", type=int, default=256, help="held-out images per census trigger")
     p.add_argument("--seed", type=int, default=0)
+    add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_defend)
 
@@ -230,6 +242,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--beta", type=float, default=0.8)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--census-images", type=int, default=32,
+                   help="held-out images per 3x3 pattern of the per-class census (0: no census)")
+    p.add_argument("--no-search", action="store_true", help="the census alone (seconds instead of minutes)")
+    add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_detect)
 

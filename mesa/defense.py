@@ -21,6 +21,7 @@ from .metrics import evaluate
 from .poison import Sampler, StampFraction, fixed_sampler
 from .progress import ProgressFn, ignore
 from .train import TrainConfig, train_classifier
+from .triggers import parse_location
 
 METHODS = ("ensemble", "mesa:BETA", "pixel-sgd", "original", "finetune")
 
@@ -34,6 +35,7 @@ class DefenseConfig:
     momentum: float = 0.9
     batch_size: int = 128
     restarts: int | None = None  # pixel-sgd: how many baseline triggers to defend with (default: all)
+    location: str | None = None  # where triggers are stamped: random or fixed:ROW,COL (stages: the run's)
     seed: int = 0
 
     def __post_init__(self):
@@ -85,13 +87,14 @@ def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling,
         defended = copy.deepcopy(model)
     for p in defended.parameters():
         p.requires_grad_(True)
-    transform = StampFraction(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed)
+    location = parse_location(cfg.location)
+    transform = StampFraction(sampler_for_epoch(0), cfg.poison_ratio, cfg.seed, location=location)
 
     def epoch_start(epoch):
         transform.sampler = sampler_for_epoch(epoch)
 
     def measure(m):
-        return evaluate(m, held_out[0], held_out[1], trigger, target)
+        return evaluate(m, held_out[0], held_out[1], trigger, target, location)
 
     history = train_classifier(defended, modeling[0], modeling[1], cfg.train_config(), batch_transform=transform,
                                evaluate=measure, epoch_start=epoch_start, on_progress=on_progress, stage=stage,
@@ -114,7 +117,7 @@ def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, 
     device = modeling[0].device
     generators = generators or {}
     start = time.time()
-    before = evaluate(model, held_out[0], held_out[1], trigger, target)
+    before = evaluate(model, held_out[0], held_out[1], trigger, target, parse_location(cfg.location))
     result = {"method": cfg.method, "config": cfg.to_dict(), "before": before}
     stage = f"defend {cfg.method}"
     if name == "pixel-sgd":

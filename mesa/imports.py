@@ -7,16 +7,13 @@ model is wrapped with its normalisation so our images and triggers stay in [0, 1
 accuracy on the data's test split is measured at once (near chance: wrong data, classes or
 normalisation). The run is written whole or not at all (runs.save_run).
 """
-import hashlib
 import io
-import re
+import tempfile
 import time
 import warnings
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import backdoorbench
@@ -24,22 +21,19 @@ from .data import ImageData, load_data
 from .device import resolve_device
 from .errors import MesaError
 from .metrics import evaluate, predict
+from .model_files import read_model_file, sha256, state_dict_of
 from .models import ARCHITECTURES, Classifier, build_model
 from .runs import TORCHSCRIPT, save_run
 from .triggers import parse_location, parse_trigger
 
-FORMATS = ("auto", "torchscript", "state-dict", "backdoorbench")
 MAX_BYTES = 2 << 30
+MAX_UPLOAD_BYTES = 200 << 20  # the app's upload limit, Streamlit's own default (server.maxUploadSize)
 # BackdoorBench's test-time Normalize per data set (utils/.../dataset_and_transform_generate.py)
 BACKDOORBENCH_NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "gtsrb": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
-RESAVE = ("if you trust it, re-save its weights as a plain state dict: python -c \"import torch; "
-          "m = torch.load('{file}', weights_only=False); torch.save(getattr(m, 'state_dict', lambda: m)(), "
-          "'weights.pt')\" (for a BackdoorBench dict, save {{k: m[k] for k in ('model_name', 'num_classes', "
-          "'model', 'img_size', 'clean_data')}}), then import that")
 
 
 @dataclass
@@ -56,63 +50,6 @@ class ImportConfig:
     format: str = "auto"
     out: str | None = None
     device: str = "auto"
-
-
-def _numpy_globals() -> list:
-    """Plain numpy arrays and scalars (BackdoorBench stores indices and images so): no code in them."""
-    from numpy._core import multiarray
-
-    dtypes = [type(np.dtype(t)) for t in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint16,
-                                          np.float16, np.float32, np.float64, np.bool_)]
-    plain = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
-    # files written with numpy 1.x name the module numpy.core
-    legacy = [(multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-              (multiarray.scalar, "numpy.core.multiarray.scalar")]
-    return plain + legacy
-
-
-def read_weights(path: Path):
-    """torch.load(weights_only=True) with numpy arrays allowed; refuses pickled code with a clear line."""
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for damaged files
-        needed = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch names the class or function it refused
-        if needed:
-            raise MesaError(f"{path.name} can only be opened by running pickled code ({needed.group(1)}); MESA Lab "
-                            f"will not run it. {RESAVE.format(file=path)}") from None
-        raise MesaError(f"{path.name} is not a readable model file: truncated, damaged or another format "
-                        f"({type(e).__name__}); expected TorchScript, a state dict (.pt/.pth/.safetensors) "
-                        "or a BackdoorBench attack_result.pt") from None
-
-
-def detect_format(path: Path) -> str:
-    if path.suffix == ".safetensors":
-        return "state-dict"
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as z:
-                if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
-                    return TORCHSCRIPT
-        except (zipfile.BadZipFile, OSError):
-            pass
-    return "pickle"  # a torch.save file: a state dict or a BackdoorBench result, told apart once read
-
-
-def _state_dict(obj, path: Path) -> dict:
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise MesaError(f"{path.name} holds no state dict (a dict of tensor names to tensors)")
-    return {k.removeprefix("module."): v for k, v in obj.items()}  # nn.DataParallel's prefix
-
-
-def _read_safetensors(path: Path) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MesaError(f"{path.name} is not a readable .safetensors file ({str(e).splitlines()[0][:120]})") from None
 
 
 def _output_classes(state: dict) -> int | None:
@@ -146,33 +83,13 @@ class Loaded:
     poisoned: dict | None = None  # BackdoorBench: the attacker's poisoned test images, when the file has them
 
 
-def read_model_file(path: Path, fmt: str = "auto"):
-    """(format, object): a TorchScript module, a BackdoorBench dict or a state dict, read safely."""
-    if fmt not in FORMATS:
-        raise MesaError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    detected = detect_format(path)
-    if fmt == TORCHSCRIPT or (fmt == "auto" and detected == TORCHSCRIPT):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
-                return TORCHSCRIPT, torch.jit.load(str(path), map_location="cpu")
-        except Exception as e:  # torch.jit raises RuntimeError and others on damaged programs
-            raise MesaError(f"{path.name} is not a readable TorchScript program ({type(e).__name__})") from None
-    obj = _read_safetensors(path) if path.suffix == ".safetensors" else read_weights(path)
-    if backdoorbench.is_backdoorbench(obj):
-        return "backdoorbench", obj
-    if fmt == "backdoorbench":
-        raise MesaError(f"{path.name} is not a BackdoorBench attack_result.pt (no model_name and model keys)")
-    return "state-dict", _state_dict(obj, path)
-
-
 def _build(cfg: ImportConfig, path: Path, fmt: str, obj, data: ImageData, mean, std) -> Loaded:
     if fmt == TORCHSCRIPT:
         return Loaded(Classifier(obj, mean, std), TORCHSCRIPT, TORCHSCRIPT, {})
     if fmt == "backdoorbench":
         arch, classes = backdoorbench.architecture(obj, cfg.arch, cfg.num_classes)
         backdoorbench.check_image_size(obj, data.image_size)
-        model = _fit(arch, _state_dict(obj["model"], path), classes, mean, std, f"{path.name}'s model")
+        model = _fit(arch, state_dict_of(obj["model"], path), classes, mean, std, f"{path.name}'s model")
         poisoned, note = backdoorbench.poisoned_images(obj, path, data.image_size)
         extra = {"model_name": str(obj["model_name"]), "clean_data": str(obj.get("clean_data")), **note}
         return Loaded(model, arch, "backdoorbench", extra, poisoned)
@@ -207,8 +124,9 @@ def _normalisation(cfg: ImportConfig, data: ImageData, fmt: str, obj):
     return tuple(cfg.mean or default[0]), tuple(cfg.std or default[1])
 
 
-def import_model(cfg: ImportConfig, data: ImageData | None = None) -> tuple[Path, dict]:
-    """Import a model file as a run; returns (run path, metrics with clean_acc and any warning)."""
+def import_model(cfg: ImportConfig, data: ImageData | None = None, origin: str | None = None) -> tuple[Path, dict]:
+    """Import a model file as a run; returns (run path, metrics with clean_acc and any warning).
+    `origin` names where the file came from when its path is a temporary one (an upload)."""
     path = Path(cfg.file).expanduser()
     if not path.is_file():
         raise MesaError(f"model file {path} does not exist")
@@ -247,12 +165,25 @@ def import_model(cfg: ImportConfig, data: ImageData | None = None) -> tuple[Path
     config = {"data": spec, "model": loaded.arch, "trigger": cfg.trigger, "target": cfg.target,
               "location": cfg.location, "num_classes": num_classes, "classes": data.classes, "mean": list(mean),
               "std": list(std), "image_size": data.image_size,
-              "source": {"file": str(path.resolve()), "name": path.name, "format": loaded.format,
-                         "sha256": _sha256(path), "bytes": path.stat().st_size, **loaded.extra}}
+              "source": {"file": origin or str(path.resolve()), "name": path.name, "format": loaded.format,
+                         "sha256": sha256(path), "bytes": path.stat().st_size, **loaded.extra}}
     stem = "".join(c for c in path.stem if c.isalnum())[:20] or "model"
     name = f"{spec.split(':')[0]}-import-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = save_run(cfg.out, config, model.cpu(), trigger, metrics, [], name=name, files=files)
     return run, metrics
+
+
+def import_upload(raw: bytes, filename: str, cfg: ImportConfig, limit: int = MAX_UPLOAD_BYTES) -> tuple[Path, dict]:
+    """Import uploaded bytes (the app): kept in a private temporary file only while importing, so a
+    failed import leaves nothing behind."""
+    if len(raw) > limit:
+        raise MesaError(f"{filename} is {len(raw) / 2**20:.0f} MiB: the upload limit is {limit / 2**20:.0f} MiB "
+                        "(import bigger files with python -m mesa import)")
+    suffix = Path(filename).suffix if Path(filename).suffix in (".pt", ".pth", ".ts", ".safetensors", ".bin") else ".pt"
+    with tempfile.TemporaryDirectory(prefix="mesa-upload-") as folder:
+        path = Path(folder) / (("".join(c for c in Path(filename).stem if c.isalnum() or c in "-_") or "model") + suffix)
+        path.write_bytes(raw)
+        return import_model(replace(cfg, file=str(path)), origin=f"upload:{filename}")
 
 
 def _check_classes(model, data: ImageData, expected: int | None, path: Path) -> int:
@@ -278,11 +209,3 @@ def _attacker_asr(model, poisoned: dict, device) -> dict:
     hits = predict(model, x[keep]) == bd[keep]
     return {"attacker_asr": hits.float().mean().item(), "attacker_images": int(keep.sum()),
             "attacker_targets": torch.unique(bd[keep]).tolist()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

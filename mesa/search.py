@@ -15,7 +15,7 @@ from .errors import MesaError
 from .generator import StatisticsNetwork, TriggerGenerator, sample_noise
 from .mine import MineTrainer, mine_lower_bound
 from .progress import Progress, ProgressFn, ignore
-from .triggers import stamp
+from .triggers import parse_location, stamp
 
 
 @dataclass
@@ -34,6 +34,7 @@ class SearchConfig:
     seed: int = 0
     log_every: int = 5
     snapshot_size: int = 64
+    location: str | None = None  # random or fixed:ROW,COL; None: random here, the run's own in stages
 
     def __post_init__(self):
         if not self.betas or not all(0 < b < 1 for b in self.betas):
@@ -83,6 +84,7 @@ def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: i
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     mine = MineTrainer(stats, torch.optim.Adam(stats.parameters(), lr=cfg.lr, betas=(0.5, 0.999)), cfg.mine_rate)
     fixed_z = sample_noise(cfg.snapshot_size, cfg.noise_dim, device, g, cfg.noise)
+    location = parse_location(cfg.location)
     n = len(labels)
     per_epoch = max(1, n // cfg.batch_size)
     total, step = per_epoch * cfg.epochs, 0
@@ -101,7 +103,7 @@ def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: i
             gen.train()
             triggers = gen(z)
             noisy = triggers + cfg.noise_std * torch.randn(triggers.shape, device=device, generator=g)
-            logits = model(stamp(x, noisy, generator=g))
+            logits = model(stamp(x, noisy, location, generator=g))
             p_target = logits.softmax(1)[:, target]
             hinge = capped_target_probability(p_target, beta)
             mi = mine_lower_bound(stats, z, z_marginal, triggers)
@@ -149,8 +151,10 @@ def generate(gen: TriggerGenerator, n: int, seed: int = 0, noise: str = "uniform
 
 @torch.no_grad()
 def per_trigger_asr(model, images: torch.Tensor, labels: torch.Tensor, triggers: torch.Tensor, target: int,
-                    max_images: int = 256, batch_size: int = 2048, seed: int = 0) -> torch.Tensor:
-    """ASR of each trigger (M x 3 x k x k) on the same non-target images, each at a random place."""
+                    max_images: int = 256, batch_size: int = 2048, seed: int = 0, location=None) -> torch.Tensor:
+    """ASR of each trigger (M x 3 x k x k) on the same non-target images, each at a random place
+    (or at `location`: random, fixed:ROW,COL or a (row, col))."""
+    location = parse_location(location) if isinstance(location, str) or location is None else location
     model.eval()
     device = images.device
     x = images[labels != target][:max_images]
@@ -163,7 +167,7 @@ def per_trigger_asr(model, images: torch.Tensor, labels: torch.Tensor, triggers:
     rates = []
     for i in range(0, len(triggers), per_batch):
         t = triggers[i:i + per_batch]
-        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(len(x), 0), generator=g)
+        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(len(x), 0), location, generator=g)
         hits = (model(stamped).argmax(1) == target).view(len(t), len(x)).float().mean(1)
         rates.append(hits)
     return torch.cat(rates).cpu()
@@ -202,7 +206,7 @@ def search(model, images, labels, target: int, cfg: SearchConfig, num_classes: i
             gen, curve, snaps = train_generator(model, images, labels, target, beta, cfg, num_classes,
                                                 on_progress, should_stop)
             samples = generate(gen, num_samples, seed=cfg.seed + 1, noise=cfg.noise)
-            asr = per_trigger_asr(model, eval_images, eval_labels, samples, target)
+            asr = per_trigger_asr(model, eval_images, eval_labels, samples, target, location=cfg.location)
             results.append(SearchResult(beta, gen.cpu(), curve, torch.stack(snaps), samples, asr, time.time() - start))
             if should_stop():
                 break

@@ -11,13 +11,14 @@ from .baseline import BaselineConfig, pixel_sgd_triggers
 from .census import COLOR_DEFAULT, ENUMERABLE, Census, CensusConfig, closure, summarize, take_census
 from .data import ImageData, defense_split, load_data
 from .defense import DefenseConfig, defend
-from .detection import DetectionConfig, detect
+from .detection import DetectionConfig, detect, with_census
 from .device import resolve_device
 from .errors import MesaError
 from .progress import ProgressFn, ignore
 from .runs import Run, load_run
 from .runs import load_tensor_file
 from .search import SearchConfig, per_trigger_asr, search
+from .triggers import parse_location
 
 
 @dataclass
@@ -58,7 +59,7 @@ def need_target(ws: Workspace) -> int:
 def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_samples: int = 256,
                on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
     target = need_target(ws) if target is None else target
-    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size))
+    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size), location=_location(ws, cfg.location))
     results = search(ws.run.model, *ws.modeling, target, cfg, ws.data.num_classes, *ws.held_out,
                      num_samples=num_samples, on_progress=on_progress, should_stop=should_stop)
     artifacts.save_search(ws.run.path, results, cfg, target, cfg.hidden_for(ws.data.num_classes))
@@ -67,9 +68,9 @@ def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_
 
 def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
     target = need_target(ws)
-    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size))
+    cfg = replace(cfg, trigger_size=_trigger_size(ws, cfg.trigger_size), location=_location(ws, cfg.location))
     triggers, curve = pixel_sgd_triggers(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
-    asr = per_trigger_asr(ws.run.model, *ws.held_out, triggers, target)
+    asr = per_trigger_asr(ws.run.model, *ws.held_out, triggers, target, location=cfg.location)
     artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve)
     return {"run": str(ws.run.path), "restarts": len(triggers), "mean_asr": asr.mean().item(),
             "min_asr": asr.min().item()}
@@ -81,12 +82,25 @@ def _census_betas(ws: Workspace) -> list[float]:
     return [b["beta"] for b in meta["betas"]] if meta else [0.5, 0.8, 0.9]
 
 
+def _location(ws: Workspace, spec: str | None) -> str:
+    """Where a stage stamps triggers: as asked, else where the run's attack did (random by default)."""
+    return spec if spec is not None else ws.run.config.get("location") or "random"
+
+
+def _census_at(ws: Workspace, cfg: CensusConfig) -> CensusConfig:
+    """The census stamps where the run's attack did unless told otherwise (a list: JSON round-trips it)."""
+    at = parse_location(_location(ws, None))
+    return cfg if cfg.location is not None or at is None else replace(cfg, location=list(at))
+
+
 def _census_settings(ws: Workspace, cfg: CensusConfig) -> dict:
+    cfg = _census_at(ws, cfg)
     return {**cfg.to_dict(), "trigger_size": cfg.trigger_size or _trigger_size(ws, 3), "target": ws.run.target}
 
 
 def census_of(ws: Workspace, model, tag: str, cfg: CensusConfig) -> Census:
     """Take the census of `model` on the held-out split and save it in the run under `tag`."""
+    cfg = _census_at(ws, cfg)
     settings = _census_settings(ws, cfg)
     census = take_census(model, *ws.held_out, ws.data.num_classes, ws.run.target, cfg, ws.run.trigger,
                          settings["trigger_size"])
@@ -190,6 +204,7 @@ def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ign
                 census: CensusConfig | None = CensusConfig()) -> dict:
     run = ws.run
     need_target(ws)
+    cfg = replace(cfg, location=_location(ws, cfg.location))
     found = artifacts.load_search(run.path, ws.data.train_images.device)
     if found and found["target"] != run.target:
         raise MesaError(f"the saved search targets class {found['target']}, the run's backdoor class {run.target}; "
@@ -203,8 +218,8 @@ def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ign
     report = _census_of_result(result)
     if report is not None:
         result["census"] = report
-    if found and defended is not None:
-        result["samples_asr"] = _samples_asr(ws, found, defended)
+    if found and defended is not None and run.trigger is None:  # no planted trigger to measure: MESA's own samples
+        result["samples_asr"] = _samples_asr(ws, found, defended, cfg.location)
     artifacts.save_defense(run.path, result, defended)
     summary = {"run": str(run.path), "method": cfg.method, "before": result["before"], "after": result["after"],
                "worst_asr": result["worst_asr"], "seconds": result["seconds"]}
@@ -215,15 +230,23 @@ def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ign
     return summary
 
 
-def _samples_asr(ws: Workspace, found: dict, defended) -> dict:
+def _samples_asr(ws: Workspace, found: dict, defended, location: str) -> dict:
     """Mean held-out ASR of MESA's own samples (every beta's) on the model before and after the
     defense: the measure that needs no planted trigger."""
-    samples = torch.cat([v["samples"] for v in found["betas"].values()])
-    return {when: per_trigger_asr(model, *ws.held_out, samples, ws.run.target).mean().item()
+    samples = torch.cat([v["samples"][:64] for v in found["betas"].values()])
+    return {when: per_trigger_asr(model, *ws.held_out, samples, ws.run.target, max_images=64,
+                                  location=location).mean().item()
             for when, model in (("before", ws.run.model), ("after", defended))}
 
 
 def run_detection(ws: Workspace, cfg: DetectionConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
-    result = detect(ws.run.model, *ws.modeling, ws.data.num_classes, cfg, *ws.held_out, on_progress, should_stop)
+    cfg = replace(cfg, location=_location(ws, cfg.location))
+    result = (detect(ws.run.model, *ws.modeling, ws.data.num_classes, cfg, *ws.held_out, on_progress, should_stop)
+              if cfg.search else {"config": cfg.to_dict(), "per_class": [], "suspect": None, "backdoor_detected": False})
+    if cfg.census_images:
+        at = parse_location(cfg.location)
+        census_cfg = CensusConfig(images=cfg.census_images, location=list(at) if at else None)
+        census = take_census(ws.run.model, *ws.held_out, ws.data.num_classes, None, census_cfg, k=_trigger_size(ws, 3))
+        result = with_census(result, summarize(census)["open_per_class"], len(census.names))
     artifacts.save_detection(ws.run.path, result)
     return {"run": str(ws.run.path), **result}
