@@ -23,12 +23,13 @@ from common import cifar10_folder, machine  # noqa: E402
 
 from mesa import artifacts, atomic  # noqa: E402
 from mesa.attack import AttackConfig, run_attack  # noqa: E402
+from mesa.census import CensusConfig  # noqa: E402
 from mesa.baseline import BaselineConfig  # noqa: E402
 from mesa.data import load_data  # noqa: E402
 from mesa.defense import DefenseConfig  # noqa: E402
 from mesa.metrics import attack_success_rate  # noqa: E402
 from mesa.search import SearchConfig  # noqa: E402
-from mesa.stages import open_run, run_baseline, run_defense, run_search  # noqa: E402
+from mesa.stages import census_of, open_run, run_baseline, run_defense, run_search, saved_census  # noqa: E402
 from mesa.triggers import parse_trigger  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("MESA_BENCH_OUT", Path.home() / ".cache" / "mesa-lab" / "bench")) / "defense_cifar10"
 
 
-def result_path(poison_ratio: float) -> Path:
-    """One record per defense poison ratio, so a new default does not erase the old table."""
-    return ROOT / "docs" / "results" / f"defense_cifar10-poison{poison_ratio:g}.json"
+def result_path(poison_ratio: float, augment: bool = True) -> Path:
+    """One record per defense poison ratio, so a new default does not erase the old table (the
+    records before the census, defense_cifar10-poisonR.json, stay as they were measured)."""
+    return ROOT / "docs" / "results" / f"defense_cifar10-census-poison{poison_ratio:g}{'' if augment else '-noaug'}.json"
 
 # the two colour triggers (targets other than 0) come before the last binary pattern, so a partial
 # table already covers both kinds of trigger
 CASES = [("binary:170", 0), ("binary:7", 0), ("binary:16", 0), ("binary:84", 0), ("binary:186", 0),
          ("color:1", 3), ("color:2", 7), ("binary:94", 0)]
 METHODS = ["mesa:0.5", "mesa:0.8", "mesa:0.9", "ensemble", "pixel-sgd", "original", "finetune"]
+CENSUS = CensusConfig()  # every black-white 3x3 pattern on 256 held-out images
 PAPER = "before 0.987 mean / 0.924 worst; MESA beta=0.9 0.034 / 0.059; ensemble 0.036 / 0.082; pixel-SGD 0.105 / 0.514"
 
 
@@ -60,8 +63,13 @@ def log(prefix):
     return show
 
 
-def case_key(trigger: str, target: int) -> str:
-    return f"{trigger.replace(':', '')}-t{target}"
+# attack recipes: ours (3 epochs, lr 0.01, 3% poison: ASR > 0.9 on the small model) and the paper's
+# reference code (10 epochs, lr 1e-3, 1% poison: a gentler implant), a case of its own for the 1% question
+RECIPES = {"ours": None, "paper": {"attack_epochs": 10, "attack_lr": 1e-3, "attack_poison_ratio": 0.01}}
+
+
+def case_key(trigger: str, target: int, recipe: str = "ours") -> str:
+    return f"{trigger.replace(':', '')}-t{target}" + ("" if recipe == "ours" else f"-{recipe}")
 
 
 def marker(path: Path) -> dict | None:
@@ -81,7 +89,7 @@ def base_run(data, spec, args) -> Path:
 
 
 def case_run(data, spec, base, trigger, target, args) -> Path:
-    key = case_key(trigger, target)
+    key = case_key(trigger, target, args.recipe)
     done = marker(OUT / f"attack-{key}.json")
     if done:
         return Path(done["run"])
@@ -102,7 +110,7 @@ def asr_floor(base_ws, trigger: str, target: int) -> float:
 
 
 def run_case(data, spec, base, trigger, target, args) -> dict:
-    key = case_key(trigger, target)
+    key = case_key(trigger, target, args.recipe)
     run = case_run(data, spec, base, trigger, target, args)
     ws = open_run(run, args.device, data=data)
     timings = marker(run / "mesa" / "bench-timings.json") or {}
@@ -116,34 +124,39 @@ def run_case(data, spec, base, trigger, target, args) -> dict:
         run_baseline(ws, BaselineConfig(restarts=args.restarts), on_progress=log(key))
         timings["baseline"] = round(time.time() - t, 1)
         atomic.write_json(run / "mesa" / "bench-timings.json", timings)
+    if saved_census(ws, "floor", CENSUS) is None:  # what the clean base already lets through
+        census_of(ws, open_run(base, args.device, data=data).run.model, "floor", CENSUS)
     done = current_defenses(run, args)
-    for method in sorted(METHODS, key=lambda m: m != "ensemble"):  # the headline number first
+    for method in sorted(args.methods, key=lambda m: m != "ensemble"):  # the headline number first
         if method in done:
             continue
         cfg = DefenseConfig(method=method, epochs=args.defense_epochs, poison_ratio=args.poison_ratio,
-                            restarts=args.restarts)
-        run_defense(ws, cfg, on_progress=log(key))
+                            restarts=args.restarts, augment=args.defense_augment)
+        run_defense(ws, cfg, on_progress=log(key), census=CENSUS)
         done = current_defenses(run, args)
     attack = marker(OUT / f"attack-{key}.json")
     search = artifacts.load_search(run)
     return {"trigger": trigger, "target": target, "run": str(run), "attack": attack["metrics"],
             "search": {str(b): {k: v[k] for k in ("mean_asr", "above_half", "seconds")} for b, v in search["betas"].items()},
-            "timings": timings,
-            "defenses": {m: {**{k: d[k] for k in ("before", "after", "worst_asr", "seconds")},
-                             **{k: d["config"][k] for k in ("epochs", "poison_ratio")}} for m, d in done.items()}}
+            "timings": timings, "census_floor": artifacts.load_census(run, "floor")["summary"],
+            "defenses": {m: {**{k: d[k] for k in ("before", "after", "worst_asr", "seconds", "census")},
+                             **{k: d["config"].get(k, True) for k in ("epochs", "poison_ratio", "augment")}}
+                         for m, d in done.items()}}
 
 
-def made_with(settings: dict, args) -> bool:
-    """Whether a defense's epochs and poison ratio are this invocation's (others are redone)."""
-    return (settings.get("epochs"), settings.get("poison_ratio")) == (args.defense_epochs, args.poison_ratio)
+def made_with(defense: dict, args) -> bool:
+    """Whether a defense has this invocation's epochs and poison ratio, and its census (others are redone)."""
+    settings = defense.get("config", defense)
+    return ((settings.get("epochs"), settings.get("poison_ratio"), settings.get("augment", True))
+            == (args.defense_epochs, args.poison_ratio, args.defense_augment) and "census" in defense)
 
 
 def current_defenses(run: Path, args) -> dict:
-    return {m: d for m, d in artifacts.load_defenses(run).items() if made_with(d["config"], args)}
+    return {m: d for m, d in artifacts.load_defenses(run).items() if made_with(d, args)}
 
 
 def case_done(case: dict | None, args) -> bool:
-    return case is not None and all(made_with(case["defenses"].get(m, {}), args) for m in METHODS)
+    return case is not None and all(made_with(case["defenses"].get(m, {}), args) for m in args.methods)
 
 
 def _row(cells) -> str:
@@ -209,19 +222,41 @@ def clean_time_table(results: list[dict]) -> list[str]:
     return lines
 
 
-def record_key(trigger: str, target: int) -> str:
+def record_key(trigger: str, target: int, recipe: str = "ours") -> str:
     """A case's key in the results record (case_key names its files)."""
-    return f"{trigger}->{target}"
+    return f"{trigger}->{target}" + ("" if recipe == "ours" else f" ({recipe} attack)")
 
 
 def in_case_order(cases: dict) -> list[dict]:
     """The saved record's keys are sorted as text (binary:16 before binary:7); the table follows CASES."""
-    keys = [record_key(trigger, target) for trigger, target in CASES]
+    keys = [record_key(trigger, target, recipe) for recipe in RECIPES for trigger, target in CASES]
     return [cases[k] for k in keys if k in cases]
 
 
+def residual_table(results: list[dict]) -> list[str]:
+    """The census of the 512 black-white 3x3 patterns: how many still open the backdoor (ASR >= 0.5)
+    after each defense, the highest ASR of any pattern, and the closure (share of the patterns open
+    before, and not open on the clean base, that the defense closed)."""
+    methods = [m for m in METHODS if any(m in r["defenses"] for r in results)]
+    lines = _header(["trigger -> target", "floor: open / worst", "before: open / worst"]
+                    + [f"{m}: open / worst / closure" for m in methods])
+    for r in results:
+        d = r["defenses"]
+        before = next(iter(d.values()))["census"]["before"]
+        floor = r["census_floor"]
+        cells = [f"{r['trigger']} -> {r['target']}", f"{floor['open']} / {floor['worst_asr']:.3f}",
+                 f"{before['open']} / {before['worst_asr']:.3f}"]
+        for m in methods:
+            c = d[m]["census"] if m in d else None
+            closed = "" if c is None or c["closure"] is None else f"{c['closure']:.3f}"
+            cells.append(f"{c['after']['open']} / {c['after']['worst_asr']:.3f} / {closed}" if c else "")
+        lines.append(_row(cells))
+    return lines
+
+
 def table(results: list[dict]) -> str:
-    return "\n".join(asr_table(results) + [""] + clean_time_table(results) + [""] + samples_table(results))
+    parts = [asr_table(results), residual_table(results), clean_time_table(results), samples_table(results)]
+    return "\n\n".join("\n".join(p) for p in parts)
 
 
 def main():
@@ -236,21 +271,26 @@ def main():
     parser.add_argument("--poison-ratio", type=float, default=DefenseConfig.poison_ratio)
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
+    parser.add_argument("--methods", nargs="+", default=METHODS, help="defenses to run (default: all)")
+    parser.add_argument("--recipe", default="ours", choices=list(RECIPES), help="the attack's recipe (paper: the reference code's)")
+    parser.add_argument("--no-defense-augment", dest="defense_augment", action="store_false",
+                        help="retrain without crop + flip, as the reference code does")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    result = result_path(args.poison_ratio)
+    vars(args).update(RECIPES[args.recipe] or {})
+    result = result_path(args.poison_ratio, args.defense_augment)
     results = marker(result) or {"cases": {}}
     if args.table:
         print(table(in_case_order(results["cases"])))
         print(f"\nPaper (ResNet-18, 51 triggers): {PAPER}")
         return
-    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("table", "cases")}
+    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("table", "cases", "methods")}
     spec = f"folder:{cifar10_folder()}"
     data = load_data(spec)
     base = base_run(data, spec, args)
     base_ws = open_run(base, args.device, data=data)
     for trigger, target in CASES[:args.cases]:
-        key = record_key(trigger, target)
+        key = record_key(trigger, target, args.recipe)
         if case_done(results["cases"].get(key), args):
             continue
         results["cases"][key] = {**run_case(data, spec, base, trigger, target, args),

@@ -35,6 +35,7 @@ class DefenseConfig:
     momentum: float = 0.9
     batch_size: int = 128
     restarts: int | None = None  # pixel-sgd: how many baseline triggers to defend with (default: all)
+    augment: bool = True  # crop + flip; the paper's reference code retrains without augmentation
     location: str | None = None  # where triggers are stamped: random or fixed:ROW,COL (stages: the run's)
     seed: int = 0
 
@@ -47,7 +48,7 @@ class DefenseConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, schedule="constant",
-                           momentum=self.momentum, weight_decay=0.0, seed=self.seed)
+                           momentum=self.momentum, weight_decay=0.0, seed=self.seed, augment=self.augment)
 
     def to_dict(self) -> dict:
         return asdict(self)

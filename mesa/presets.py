@@ -4,19 +4,24 @@ class or a paper setting can be shared, exported from the app and imported back,
     {"name": "...", "description": "...",
      "attack":  {AttackConfig fields},
      "search":  {SearchConfig fields},
-     "defense": {"methods": [...], plus DefenseConfig fields except method}}
+     "defense": {"methods": [...], plus DefenseConfig fields except method},
+     "baseline": {BaselineConfig fields}   (optional: the pixel-SGD baseline, before the defenses)
+     "census":   {CensusConfig fields}     (optional: the census each defense records)}
 """
 import json
 from dataclasses import fields
 from pathlib import Path
 
 from .attack import AttackConfig
+from .baseline import BaselineConfig
+from .census import CensusConfig
 from .defense import DefenseConfig, parse_method
 from .errors import MesaError
 from .search import SearchConfig
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
-SECTIONS = {"attack": AttackConfig, "search": SearchConfig, "defense": DefenseConfig}
+SECTIONS = {"attack": AttackConfig, "search": SearchConfig, "defense": DefenseConfig, "baseline": BaselineConfig,
+            "census": CensusConfig}
 
 
 def _check_section(name: str, section, cls) -> None:
@@ -43,6 +48,8 @@ def validate(preset) -> dict:
         attack_config(preset)
         search_config(preset)
         defense_configs(preset)
+        baseline_config(preset)
+        census_config(preset)
     except TypeError as e:
         raise MesaError(f"preset has a value of the wrong type: {e}") from None
     return preset
@@ -80,6 +87,15 @@ def defense_configs(preset: dict) -> list[DefenseConfig]:
     for m in methods:
         parse_method(m)
     return [DefenseConfig(method=m, **section) for m in methods]
+
+
+def baseline_config(preset: dict) -> BaselineConfig | None:
+    """The pixel-SGD baseline's settings, or None when the preset runs no baseline."""
+    return BaselineConfig(**preset["baseline"]) if "baseline" in preset else None
+
+
+def census_config(preset: dict) -> CensusConfig | None:
+    return CensusConfig(**preset["census"]) if "census" in preset else None
 
 
 def builtin(folder=PRESETS_DIR) -> dict[str, dict]:
