@@ -17,7 +17,9 @@ PAGES = [
     ("mesa_search", "MESA", "search"),
     ("gallery", "Gallery", "grid_view"),
     ("trigger_space", "Trigger space", "scatter_plot"),
+    ("census", "Census", "grid_on"),
     ("defense", "Defense", "shield"),
+    ("probe", "Probe", "experiment"),
     ("presets", "Presets", "save"),
 ]
 

@@ -27,3 +27,12 @@ def project_triggers(triggers: torch.Tensor, method: str = "PCA", seed: int = 0)
     import umap
 
     return umap.UMAP(n_components=2, n_neighbors=min(15, len(x) - 1), random_state=seed).fit_transform(x)
+
+
+def pca_projector(reference: torch.Tensor, seed: int = 0):
+    """A PCA map fitted on `reference` triggers (at least 2) that places new triggers on it too:
+    the probe puts one new trigger on the map of the run's triggers (t-SNE and UMAP cannot)."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=seed).fit(reference.flatten(1).double().numpy())
+    return lambda triggers: pca.transform(triggers.flatten(1).double().numpy())

@@ -9,6 +9,7 @@ from mesa.defense import DefenseConfig
 from mesa.jobs import stage_work
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        search_results, submit)
+from ui.census_view import floor_of, mark_floor, residual, residual_chart
 from ui.entry import through_app
 
 through_app()
@@ -64,15 +65,22 @@ with left:
     if not results:
         st.info("No defense saved for this run yet.")
     else:
-        rows = [{"method": m, "ASR before": r["before"]["asr"], "ASR after": r["after"]["asr"],
-                 "worst ASR": r["worst_asr"], "clean acc before": r["before"]["clean_acc"],
+        rows = [{"method": m, "ASR before": r["before"].get("asr"), "ASR after": r["after"].get("asr"),
+                 "worst ASR": r["worst_asr"], **residual(r),
+                 "MESA samples' ASR after": r.get("samples_asr", {}).get("after"),  # the measure with no planted trigger "clean acc before": r["before"]["clean_acc"],
                  "clean acc after": r["after"]["clean_acc"], "seconds": r["seconds"]} for m, r in results.items()]
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True)
+        floor = floor_of(path)
+        st.caption("The planted trigger's ASR and the residual: of every 3x3 black-white pattern (the census), how many "
+                   "still open the backdoor (ASR ≥ 0.5) after each defense, the worst one, and the closure (the share of "
+                   "the patterns open before that are closed after)." + (f" Dotted line: the {floor['label']}." if floor else ""))
         for measure in ("ASR", "clean acc"):
             long = table.melt("method", [f"{measure} before", f"{measure} after"], var_name="when", value_name=measure)
-            st.plotly_chart(px.bar(long, x="method", y=measure, color="when", barmode="group", height=300,
-                                   range_y=[0, 1]), key=f"bars-{measure}")
+            fig = px.bar(long, x="method", y=measure, color="when", barmode="group", height=300, range_y=[0, 1])
+            mark_floor(fig, "asr" if measure == "ASR" else None, floor)
+            st.plotly_chart(fig, key=f"bars-{measure}")
+        residual_chart(table, floor, "bars-open")
 
 if results:
     st.subheader("Per-epoch curves")

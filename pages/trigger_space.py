@@ -10,6 +10,7 @@ import torch
 
 from mesa import artifacts
 from mesa.projection import METHODS, project_triggers
+from ui.census_view import census_source, census_trace
 from ui.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
 from ui.entry import through_app
 
@@ -23,10 +24,11 @@ if path is None:
 
 
 @st.cache_data(show_spinner="Projecting triggers ...", max_entries=16)
-def projection(run_path: str, stamp: float, method: str) -> pd.DataFrame:
+def projection(run_path: str, stamp: float, method: str, census: bool = False) -> pd.DataFrame:
     """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR; `stamp` (the
-    results' mtime) is part of the cache key, so new results are projected afresh."""
-    sources = trigger_sources(run_path)
+    results' mtime) is part of the cache key, so new results are projected afresh. `census`: the
+    census's triggers too, projected with the others."""
+    sources = trigger_sources(run_path) + (census_source(run_path) if census else [])
     rows = [{"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan,
              "trigger": trigger_hover(t)} for name, triggers, asr in sources for i, t in enumerate(triggers)]
     xy = project_triggers(torch.cat([triggers for _, triggers, _ in sources]), method)
@@ -43,21 +45,27 @@ if len(sources) <= 1:
     st.info("Only the original trigger so far: run a MESA search on the **MESA** page to fill the space.")
     st.stop()
 method = st.segmented_control("Projection", METHODS, default="PCA") or "PCA"
-df = projection(str(path), mtime(Path(path) / artifacts.FOLDER), method)
-fig = px.scatter(df, x="x", y="y", color="source", custom_data=["source", "index", "asr", "trigger"], height=560,
-                 symbol="source")
+layer = census_source(path)
+background = bool(layer) and st.toggle("Census in the background: every pattern, coloured by its ASR on the model",
+                                       value=True, key="census-layer")
+df = projection(str(path), mtime(Path(path) / artifacts.FOLDER), method, background)
+fig = px.scatter(df[df["source"] != "census"], x="x", y="y", color="source", symbol="source", height=560,
+                 custom_data=["source", "index", "asr", "trigger"])
 fig.update_traces(hovertemplate="%{customdata[3]}<br>%{customdata[0]} #%{customdata[1]}<br>ASR %{customdata[2]:.1%}"
                                 "<extra></extra>")
 fig.update_traces(marker=dict(size=7, opacity=0.75))
 fig.update_traces(selector=dict(name="original"), marker=dict(size=16, line=dict(width=2, color="black")))
 fig.update_layout(dragmode="lasso", legend=dict(orientation="h", y=-0.12), margin=dict(l=10, r=10, t=10, b=10))
+if background:  # drawn first, under the run's own triggers
+    fig.add_trace(census_trace(df[df["source"] == "census"]))
+    fig.data = fig.data[-1:] + fig.data[:-1]
 event = st.plotly_chart(fig, key=f"space-{method}", on_select="rerun", selection_mode=("box", "lasso", "points"))
 
 points = (event or {}).get("selection", {}).get("points", []) if event else []
 if not points:
     st.caption("Draw a box or lasso around points to see their triggers here.")
 else:
-    triggers = {name: t for name, t, _ in sources}
+    triggers = {name: t for name, t, _ in sources + layer}
     chosen = [(p["customdata"][0], int(p["customdata"][1]), known(p["customdata"][2])) for p in points[:128]]
     chosen.sort(key=lambda c: -1 if c[2] is None else -c[2])
     st.markdown(f"**{len(points)} selected** (showing {len(chosen)}, highest ASR first)")

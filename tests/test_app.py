@@ -13,6 +13,7 @@ import app as app_module
 from mesa import artifacts, jobs, stages
 from mesa.attack import AttackConfig, run_attack
 from mesa.baseline import BaselineConfig
+from mesa.census import CensusConfig
 from mesa.defense import DefenseConfig
 from mesa.jobs import CANCELLED, DONE, FAILED, JobQueue, attack_work, cached_data, stage_work
 from mesa.progress import Progress
@@ -38,7 +39,7 @@ def saved_run(tmp_path_factory):
     ws = stages.open_run(path, "cpu", data)
     stages.run_search(ws, SearchConfig(betas=[0.5, 0.9], epochs=1), num_samples=32)
     stages.run_baseline(ws, BaselineConfig(restarts=3, steps=5))
-    stages.run_defense(ws, DefenseConfig(method="ensemble", epochs=1))
+    stages.run_defense(ws, DefenseConfig(method="ensemble", epochs=1), census=CensusConfig(images=16))
     artifacts.save_detection(path, {"per_class": [{"class": c, "mean_asr": 0.9 if c == 0 else 0.1, "max_asr": 1.0}
                                                   for c in range(10)],
                                     "suspect": 0, "anomaly_index": 9.0, "backdoor_detected": True})
