@@ -97,7 +97,11 @@ def run_base(cfg: SweepConfig, data: str, model: str) -> dict:
     key = base_key(cfg, data, model)
     attack = AttackConfig(data=data, model=model, poison_ratio=0.0, epochs=cfg.base_epochs, batch_size=cfg.batch_size,
                           seed=cfg.seed, device=cfg.device, out=str(Path(cfg.out) / "runs"))
-    result = stages.run("base", key, lambda: _attack(attack, log))
+    try:
+        result = stages.run("base", key, lambda: _attack(attack, log))
+    except Exception as e:
+        log(f"FAILED: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        raise
     return {**result, "key": digest(key), "ran": stages.ran}
 
 

@@ -34,7 +34,7 @@ class SweepConfig:
     census: str | None = "binary"  # the trigger family of the census (binary or color), None for none
     census_samples: int | None = None
     census_images: int = 256
-    batch_size: int = 128
+    batch_size: int = 128  # the base's and the attack's
     seed: int = 0
     device: str = "auto"
 

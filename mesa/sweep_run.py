@@ -88,7 +88,8 @@ def run_sweep(cfg: SweepConfig, ex: ExecutorConfig | None = None, progress: bool
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     pairs = list(dict.fromkeys((c.data, c.model) for c in cases))
     bases, ran = {}, []
-    for (_, data, model), base in execute(run_base_safely, [(cfg, d, m) for d, m in pairs], ex):
+    # a base that fails comes back as {"error": ...} (from _outcome), and its cases fail with it
+    for (_, data, model), base in execute(run_base, [(cfg, d, m) for d, m in pairs], ex):
         bases[data, model] = base
         ran += [f"base {data}/{model}: {name}" for name in base.get("ran", [])]
     results = {}
@@ -111,14 +112,6 @@ def run_sweep(cfg: SweepConfig, ex: ExecutorConfig | None = None, progress: bool
         write_tables(cfg.out, cfg.to_dict(), results)
     return {"out": str(cfg.out), "cases": len(cases), "done": len(cases) - len(failed), "failed": failed,
             "stages_run": ran, "table": str(Path(cfg.out) / "results.md")}
-
-
-def run_base_safely(cfg: SweepConfig, data: str, model: str) -> dict:
-    """The base of one data/model pair; a failure comes back as {"error": ...} (its cases then fail)."""
-    try:
-        return run_base(cfg, data, model)
-    except Exception as e:  # noqa: BLE001
-        return {"error": f"{type(e).__name__}: {e}", "ran": []}
 
 
 def default_out() -> str:

@@ -49,7 +49,7 @@ def test_plan_expands_trigger_sets_and_pairs_targets():
     assert main(["sweep", "--triggers", "color:x"]) == 2
 
 
-def test_local_sweep_saves_every_stage_and_a_rerun_does_no_work_twice(swept):
+def test_local_sweep_saves_every_stage_and_a_rerun_does_no_work_twice(swept, capsys):
     out, first = swept
     assert first["cases"] == 3 and first["done"] == 3 and not first["failed"] and first["stages_run"] > 0
     results = json.loads((out / "results.json").read_text())
@@ -62,6 +62,7 @@ def test_local_sweep_saves_every_stage_and_a_rerun_does_no_work_twice(swept):
     table = (out / "results.md").read_text()
     assert "**mean**" in table and "**worst**" in table and "paper (CIFAR-10, ResNet-18, 51 triggers) mean" in table
     assert (out / "cases" / "synthetic_500-small-color_1-t1" / "case.log").read_text().count("done in") >= 6
+    assert main(["sweep", "--out", str(out), "--table"]) == 0 and "**worst**" in capsys.readouterr().out
     saved = stage_files(out)
     again = sweep(out, *CASES)
     assert again["stages_run"] == 0 and again["done"] == 3
@@ -76,6 +77,15 @@ def test_a_failed_case_is_reported_and_the_others_go_on(swept):
     assert result["stages_run"] == 0  # the three good cases were done already
     assert "color_9-t12: MesaError" in (out / "results.md").read_text()
     assert "FAILED" in (out / "cases" / "synthetic_500-small-color_9-t12" / "case.log").read_text()
+
+
+def test_a_failed_base_fails_its_cases_only(tmp_path, capsys):
+    assert main(["sweep", "--data", "synthetic:50", "--triggers", "color:1-2", "--out", str(tmp_path), "--json",
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["done"] == 0 and len(result["failed"]) == 2
+    assert all(e.startswith("clean base failed: MesaError") for e in result["failed"].values())
+    assert "FAILED" in next((tmp_path / "bases").glob("*/base.log")).read_text()
 
 
 def test_ray_runs_new_cases_on_a_local_cluster_and_skips_done_ones(swept):
