@@ -67,7 +67,8 @@ with left:
     else:
         rows = [{"method": m, "ASR before": r["before"].get("asr"), "ASR after": r["after"].get("asr"),
                  "worst ASR": r["worst_asr"], **residual(r),
-                 "MESA samples' ASR after": r.get("samples_asr", {}).get("after"),  # the measure with no planted trigger "clean acc before": r["before"]["clean_acc"],
+                 "MESA samples' ASR after": r.get("samples_asr", {}).get("after"),  # the measure with no planted trigger
+                 "clean acc before": r["before"]["clean_acc"],
                  "clean acc after": r["after"]["clean_acc"], "seconds": r["seconds"]} for m, r in results.items()]
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True)
