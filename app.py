@@ -7,8 +7,10 @@ what they share lives in ui/. st.navigation lists exactly the pages below; a dee
 import streamlit as st
 
 from mesa.errors import MesaError
-from ui.common import sidebar
+from ui.common import active_run, sidebar
 from ui.entry import start_app
+from ui.share import adopt_link, publish
+from ui.status import status_area
 
 # (script, title, icon): add a page here.
 PAGES = [
@@ -29,9 +31,14 @@ def main() -> None:
     st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
     page = st.navigation([st.Page(f"pages/{script}.py", title=title, icon=f":material/{icon}:", default=i == 0)
                           for i, (script, title, icon) in enumerate(PAGES)])
+    adopt_link(page.url_path)
     try:
         sidebar()
+        share = st.sidebar.empty()
+        publish(active_run(), share)  # before the page, which may st.stop()
+        status_area()
         page.run()
+        publish(active_run(), share)  # after it, with the choices it made
     except MesaError as e:
         st.error(str(e))
 

@@ -122,7 +122,8 @@ def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: i
                 sums.zero_()
                 point = {"step": step, "epoch": epoch, "hinge": hinge_v, "mi": mi_v, "p_target": p_v, "asr": asr_v}
                 curve.append(point)
-                on_progress(Progress(stage, step, total, epoch, {k: v for k, v in point.items() if k not in ("step", "epoch")}))
+                on_progress(Progress(stage, step, total, epoch, {k: v for k, v in point.items() if k not in ("step", "epoch")},
+                                     images=sample_triggers(gen, fixed_z)))  # the app's live grid follows each step
             if should_stop():
                 break
         snapshots.append(sample_triggers(gen, fixed_z))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui.common import active_run, trigger_image, trigger_sources
 from ui.entry import through_app
+from ui.share import choice
 
 through_app()
 
@@ -19,9 +20,10 @@ if len(sources) <= 1:
     st.info("Only the original trigger so far: run a MESA search (and the pixel-SGD baseline) on the **MESA** page.")
 
 c1, c2, c3 = st.columns(3)
-order = c1.radio("Order", ["highest ASR first", "lowest ASR first", "as sampled"], horizontal=True)
-count = c2.slider("Triggers per source", 8, 256, 48, 8)
-size = c3.slider("Cell size (px)", 24, 96, 48, 8)
+ORDERS = ["highest ASR first", "lowest ASR first", "as sampled"]
+order = c1.radio("Order", ORDERS, horizontal=True, key=choice("order", ORDERS[0], ORDERS))
+count = c2.slider("Triggers per source", 8, 256, step=8, key=choice("count", 48, range(8, 257)))
+size = c3.slider("Cell size (px)", 24, 96, step=8, key=choice("size", 48, range(24, 97)))
 
 for name, triggers, asr in sources:
     idx = list(range(len(triggers)))

@@ -13,6 +13,7 @@ from mesa.projection import METHODS, project_triggers
 from ui.census_view import census_source, census_trace
 from ui.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
 from ui.entry import through_app
+from ui.share import choice
 
 through_app()
 
@@ -44,7 +45,7 @@ sources = trigger_sources(path)
 if len(sources) <= 1:
     st.info("Only the original trigger so far: run a MESA search on the **MESA** page to fill the space.")
     st.stop()
-method = st.segmented_control("Projection", METHODS, default="PCA") or "PCA"
+method = st.segmented_control("Projection", METHODS, key=choice("projection", "PCA", METHODS)) or "PCA"
 layer = census_source(path)
 background = bool(layer) and st.toggle("Census in the background: every pattern, coloured by its ASR on the model",
                                        value=True, key="census-layer")

@@ -4,13 +4,14 @@ tiny job runs end to end through the background queue."""
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import app as app_module
-from mesa import artifacts, jobs, stages
+from mesa import artifacts, jobs, presets, stages
 from mesa.attack import AttackConfig, run_attack
 from mesa.baseline import BaselineConfig
 from mesa.census import CensusConfig
@@ -170,3 +171,63 @@ def test_every_page_script_is_listed_and_enters_through_the_app():
     assert scripts == {script for script, _, _ in app_module.PAGES}
     for name in scripts:
         assert "\nthrough_app()\n" in (ROOT / "pages" / f"{name}.py").read_text(), name
+
+
+def test_a_link_reopens_the_same_view(with_run):
+    """Run (by folder name), configuration and page choices come from the URL and go back into it."""
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(run=with_run.name, config='{"attack":{"epochs":7}}', order="as sampled", count="16")
+    at.switch_page("pages/gallery.py")
+    at.run()
+    assert_clean(at)
+    assert at.sidebar.selectbox[0].value == str(with_run)
+    assert at.radio[0].value == "as sampled" and at.slider[0].value == 16
+    demo = presets.builtin()["CPU classroom demo"]["attack"]
+    assert at.session_state["preset"]["attack"] == {**demo, "epochs": 7}  # the link's part over the demo preset
+    assert dict(at.query_params) == {"run": with_run.name, "config": '{"attack":{"epochs":7}}', "order": "as sampled",
+                                     "count": "16", "size": "48"}
+    assert any(c.value.startswith("/gallery?run=") and "count=16" in c.value for c in at.code)  # the link to copy
+
+
+def test_a_bad_link_is_named_and_ignored(with_run):
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(run="gone", config="{not json", order="sideways")
+    at.switch_page("pages/gallery.py")
+    at.run()
+    assert not at.exception
+    assert any("'gone' is not on this machine" in w.value for w in at.warning)
+    assert any("configuration is not valid" in w.value for w in at.warning)
+    assert at.radio[0].value == "highest ASR first" and at.sidebar.selectbox[0].value == str(with_run)
+
+
+def test_a_running_job_shows_at_the_top_of_every_page_and_can_be_cancelled(fresh_queue):
+    def slow(on_progress, should_stop):
+        for step in range(1, 10_000):
+            on_progress(Progress("slow stage", step, 10_000))
+            if should_stop():
+                return None
+            time.sleep(0.01)
+
+    job = fresh_queue.submit("demo", "a slow job", slow)
+    try:
+        for page in PAGES:
+            at = app(page)
+            assert_clean(at)
+            assert any(f"Job #{job.id}" in m.value and "a slow job" in m.value for m in at.markdown), page
+            assert any(p.proto.text.startswith("slow stage") for p in at.get("progress")), page
+        next(b for b in at.button if b.key == f"status-cancel-{job.id}").click().run()
+        assert fresh_queue.wait(job, 30).status == CANCELLED
+    finally:
+        job.cancel()
+
+
+def test_a_job_interrupted_by_a_restart_is_shown_as_such(monkeypatch):
+    from mesa import job_history
+
+    job_history.save(job_history.folder(), {"id": 4, "kind": "attack", "label": "attack before the restart",
+                                            "run_path": None, "status": "running", "stage": "train", "step": 5, "total": 10})
+    monkeypatch.setattr(job_history, "_alive", lambda pid: False)  # its server (this process wrote it) is gone
+    monkeypatch.setattr(jobs, "_QUEUE", JobQueue())
+    at = app("model")
+    assert any("Job #4" in m.value and "interrupted" in m.value for m in at.markdown)
+    assert any("was interrupted" in w.value for w in at.warning)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mesa import artifacts, presets
-from mesa.jobs import FAILED, cached_data, job_queue
+from mesa.jobs import FAILED, INTERRUPTED, cached_data, job_queue
 from mesa.runs import list_runs, load_run
 
 RUN_KEY = "run_path"
@@ -96,11 +96,6 @@ def sidebar() -> None:
         st.markdown("### Device")
         st.caption(f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
                    else f"CPU ({torch.get_num_threads()} threads), no GPU")
-        active = job_queue().active()
-        if active:
-            st.markdown("### Jobs")
-            for j in active:
-                st.caption(f"#{j.id} {j.label}: {j.status} {j.fraction:.0%}")
 
 
 def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:
@@ -157,7 +152,7 @@ def submit(kind: str, label: str, work, run_path=None):
     return job
 
 
-def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:
+def job_panel(kind: str, show=None, run_path=None, every: float = 2.0) -> None:
     """Live view of the latest job of `kind`: status, progress, cancel, `show(job)` (charts), error.
     Polls while a job is queued or running; reruns the whole page once when a watched job ends,
     so the page's saved results appear."""
@@ -172,7 +167,7 @@ def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:
         if len(mine) > 1:
             st.caption(f"{len(mine) - 1} more {kind} job(s) queued after this one.")
         watch = f"watching-{job.id}"
-        stage = job.latest.stage if job.latest else "waiting for the worker"
+        stage = job.waiting_for or (job.latest.stage if job.latest else "waiting for the worker")
         st.markdown(f"**Job #{job.id}** {job.label}: **{job.status}**")
         st.progress(job.fraction, text=f"{stage}: {job.fraction:.0%}")
         if not job.done:
@@ -183,6 +178,8 @@ def job_panel(kind: str, show=None, run_path=None, every: float = 1.0) -> None:
             show(job)
         if job.status == FAILED:
             st.error(f"Job #{job.id} failed: {job.error}")
+        elif job.status == INTERRUPTED:
+            st.warning(f"Job #{job.id} was interrupted: {job.error}")
         if job.done and st.session_state.pop(watch, False):
             if isinstance(job.result, dict) and job.result.get("run"):
                 select_run(job.result["run"])
