@@ -22,7 +22,9 @@ if path is None:
     st.stop()
 r = run(path)
 search = current_preset()["search"]
-st.caption(f"Run `{path.name}`: target class {r.target} ({r.config['classes'][r.target]})")
+st.caption(f"Run `{path.name}`: target class {r.target} ({r.config['classes'][r.target]})" if r.target is not None
+           else f"Run `{path.name}`: a model trained elsewhere, its backdoor's class unknown: run **Detection** "
+                "first; search, baseline and defenses then work toward its suspect.")
 
 search_tab, baseline_tab, detect_tab = st.tabs(["MESA search", "Pixel-SGD baseline", "Detection"])
 
@@ -93,13 +95,27 @@ with detect_tab:
     det = load_detection(path)
     if det is not None:
         names = r.config["classes"]
-        df = pd.DataFrame(det["per_class"]).assign(
-            name=lambda d: [f"{c}: {names[c]}" for c in d["class"]],
-            role=lambda d: ["attacked" if c == r.target else "other" for c in d["class"]])
-        fig = px.bar(df, x="name", y="mean_asr", color="role", height=320,
-                     color_discrete_map={"attacked": "#c0392b", "other": "#7f8c8d"},
-                     labels={"mean_asr": "achievable ASR", "name": "class"})
-        st.plotly_chart(fig, key="detection-bars")
-        verdict = "backdoor detected" if det["backdoor_detected"] else "no clear backdoor"
-        st.markdown(f"**Suspect class {det['suspect']}** ({names[det['suspect']]}), anomaly index "
-                    f"{det['anomaly_index']:.1f}: {verdict}.")
+        marked = r.target if r.target is not None else det.get("suspect")
+        evidence = [(det["per_class"], "mean_asr", "achievable ASR (short search)", "detection-bars")]
+        if "census_open_per_class" in det:
+            counts = [{"class": c, "open": n} for c, n in enumerate(det["census_open_per_class"])]
+            evidence.append((counts, "open", f"3x3 patterns with ASR >= 0.5 (of {det['census_triggers']})",
+                             "detection-census-bars"))
+        for rows, column, label, key in evidence:
+            if not rows:
+                continue
+            df = pd.DataFrame(rows).assign(
+                name=lambda d: [f"{c}: {names[c]}" for c in d["class"]],
+                role=lambda d: ["attacked" if c == marked else "other" for c in d["class"]])
+            fig = px.bar(df, x="name", y=column, color="role", height=320,
+                         color_discrete_map={"attacked": "#c0392b", "other": "#7f8c8d"},
+                         labels={column: label, "name": "class"})
+            st.plotly_chart(fig, key=key)
+        if det.get("suspect") is None:
+            st.markdown("No suspect class: no pattern opens any class (and no search ran).")
+        else:
+            verdict = "backdoor detected" if det["backdoor_detected"] else "no clear backdoor"
+            index = det.get("census_anomaly_index") if det.get("evidence") == "census" else det.get("anomaly_index")
+            st.markdown(f"**Suspect class {det['suspect']}** ({names[det['suspect']]}), evidence: "
+                        f"{det.get('evidence', 'search')}" + (f", anomaly index {index:.1f}" if index is not None else "")
+                        + f": {verdict}.")

@@ -89,7 +89,8 @@ def sidebar() -> None:
             r = run(st.session_state[RUN_KEY])
             c = r.config
             st.markdown(f"**data** {c['data']} · **model** {c['model']}  \n**trigger** `{c.get('trigger')}` "
-                        f"· **target** {c['target']} ({c['classes'][c['target']]})")
+                        + (f"· **target** {c['target']} ({c['classes'][c['target']]})" if c.get("target") is not None
+                           else "· **target** unknown (run detection)"))
             a, b = st.columns(2)
             a.metric("Clean acc", f"{r.metrics.get('clean_acc', float('nan')):.1%}")
             b.metric("ASR", f"{r.metrics.get('asr', float('nan')):.1%}")
