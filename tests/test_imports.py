@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,26 @@ def test_detection_then_search_defense_and_census_without_target_or_trigger(impo
     assert before["open"] > 0 and after["open"] < before["open"] and defense["census"]["closure"] >= 0.5
 
 
+def test_every_page_renders_an_imported_run(imported, monkeypatch):
+    """The imported run (detected, searched and defended above) fills every page like any other; one
+    fresh from import (target unknown, nothing run yet) too."""
+    testing = pytest.importorskip("streamlit.testing.v1")
+    import app as app_module
+    from mesa import jobs
+
+    monkeypatch.setattr(jobs, "_QUEUE", jobs.JobQueue())
+    runs = Path(os.environ["MESA_RUNS"])
+    for fmt, pages in (("torchscript", [script for script, _, _ in app_module.PAGES]), ("pth", ["model", "mesa_search"])):
+        shutil.copytree(imported[fmt]["run"], runs / Path(imported[fmt]["run"]).name)
+        for page in pages:
+            at = testing.AppTest.from_file(str(Path(app_module.__file__)), default_timeout=60)
+            at.run()
+            at.switch_page(f"pages/{page}.py")
+            at.run()
+            assert not at.exception, (fmt, page, [e.message for e in at.exception])
+            assert not at.error, (fmt, page, [e.value for e in at.error])
+
+
 def test_a_given_trigger_and_target_are_measured(attacked):
     result = _cli(["import", str(attacked["ts"]), "--data", DATA, "--trigger", "binary:170", "--target", "0",
                    "--out", str(attacked["root"] / "given")])
@@ -213,3 +234,18 @@ def test_bad_files_fail_in_one_line_and_write_nothing(attacked, tmp_path, capsys
     for argv, match in cases:
         _fails_cleanly(capsys, ["import", *argv], match, runs)
     assert not list(Path(os.environ["MESA_RUNS"]).glob("*")) if Path(os.environ["MESA_RUNS"]).exists() else True
+
+
+def test_an_upload_is_imported_or_refused_leaving_nothing(attacked, tmp_path):
+    from mesa.errors import MesaError
+    from mesa.imports import ImportConfig, import_upload
+
+    cfg = ImportConfig(file="", data=DATA, arch="small", out=str(tmp_path / "runs"))
+    path, metrics = import_upload(attacked["pth"].read_bytes(), "weights.pth", cfg)
+    assert load_run(path).config["source"]["file"] == "upload:weights.pth" and metrics["clean_acc"] > 0.9
+    for raw, limit, match in ((os.urandom(4096), 1 << 20, "not a readable model file"),
+                              (attacked["pth"].read_bytes(), 1000, "upload limit")):
+        with pytest.raises(MesaError, match=match):
+            import_upload(raw, "model.pt", cfg, limit=limit)
+    assert os.listdir(tmp_path / "runs") == [path.name]
+
