@@ -10,7 +10,7 @@ from mesa.errors import MesaError
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
-from ui.status import status_area
+from ui.status import show_new_jobs, status_area
 
 # (script, title, icon): add a page here.
 PAGES = [
@@ -36,9 +36,10 @@ def main() -> None:
         sidebar()
         share = st.sidebar.empty()
         publish(active_run(), share)  # before the page, which may st.stop()
-        status_area()
+        shown = status_area()
         page.run()
         publish(active_run(), share)  # after it, with the choices it made
+        show_new_jobs(shown)
     except MesaError as e:
         st.error(str(e))
 

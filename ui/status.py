@@ -21,10 +21,11 @@ def _describe(job) -> tuple[str, str]:
     return head, f"{stage}: {job.fraction:.0%}"
 
 
-def status_area() -> None:
-    """Drawn by app.py on every page; polls only while a job is active (or was, at the last look)."""
+def status_area() -> bool:
+    """Drawn by app.py on every page, above it; polls only while a job is active (or was, at the
+    last look). True when drawn."""
     if not job_queue().active() and _SHOWN not in st.session_state:
-        return
+        return False
 
     @st.fragment(run_every=REFRESH)
     def area():
@@ -44,3 +45,11 @@ def status_area() -> None:
                 job.cancel()
 
     area()
+    return True
+
+
+def show_new_jobs(shown: bool) -> None:
+    """After the page: a job its button just started came after the status area was skipped, so
+    draw the page once more, with the area on top."""
+    if not shown and job_queue().active():
+        st.rerun()
