@@ -78,7 +78,8 @@ def clean_time_table(cases: list[dict], methods: list[str]) -> list[str]:
 
 def census_table(cases: list[dict], methods: list[str]) -> list[str]:
     """Per case: the family's triggers that open the backdoor (ASR >= 0.5) on the clean base, before,
-    and after each defense, with the defense's closure (the share of the open ones it closed)."""
+    and after each defense, with the defense's closure (the share of the open ones it closed; none
+    when nothing was open)."""
     cases = [c for c in cases if c.get("census")]
     if not cases:
         return []
@@ -93,7 +94,8 @@ def census_table(cases: list[dict], methods: list[str]) -> list[str]:
             report = case["defenses"].get(m, {}).get("census")
             if report and report["closure"] is not None:
                 closures[m].append(report["closure"])
-            cells.append(f"{report['after']['open']} ({_fmt(report['closure'])})" if report else "")
+            closed = f" ({_fmt(report['closure'])})" if report and report["closure"] is not None else ""
+            cells.append(f"{report['after']['open']}{closed}" if report else "")
         lines.append(_row(cells))
     lines.append(_row(["**mean closure**", "", ""] + [_fmt(sum(v) / len(v)) if v else "" for v in closures.values()]))
     return lines
