@@ -70,8 +70,12 @@ def main() -> None:
     at.run()
     at.switch_page("pages/probe.py").run()
     cells = iter(range(10**9))
-    page = median_seconds(lambda: next(b for b in at.button if b.key == f"probe-flip-{next(cells) % 9}").click().run(),
-                          args.repeats)
+
+    def click_a_cell():
+        key = f"probe-flip-{next(cells) % 9}"
+        next(b for b in at.button if b.key == key).click().run()
+
+    page = median_seconds(click_a_cell, args.repeats)
     assert not at.exception, [e.message for e in at.exception]
     record = {"run": str(path) if args.run else "untrained small run on synthetic", "models": len(probe.models),
               "images": len(probe.labels), "repeats": args.repeats, "engine_ask_seconds": round(engine, 4),
