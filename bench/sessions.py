@@ -1,0 +1,171 @@
+"""A class on one server: while the full demo runs as a job, N browser sessions (headless chromium,
+loopback only) open every page by its URL at once; each page's answer time is measured from the
+request to the page drawn (its title shown, the script done).
+
+    python bench/sessions.py                 # 10 sessions, 2 rounds; record: docs/results/sessions.json
+    python bench/sessions.py --runs runs     # serve a copy of your runs folder instead of a small new run
+
+Bounded: at most 20 sessions, and the whole measurement stops after --timeout seconds.
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import machine  # noqa: E402
+
+from app import PAGES  # noqa: E402
+from mesa import atomic  # noqa: E402
+
+RESULT = ROOT / "docs" / "results" / "sessions.json"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def small_run(runs: Path) -> None:
+    """A 1-epoch synthetic run with a MESA search, a baseline and a defense, so every page has content."""
+    import dataclasses
+
+    from mesa import stages
+    from mesa.attack import AttackConfig, run_attack
+    from mesa.baseline import BaselineConfig
+    from mesa.defense import DefenseConfig
+    from mesa.jobs import cached_data
+    from mesa.search import SearchConfig
+
+    d = cached_data("synthetic")
+    d = dataclasses.replace(d, train_images=d.train_images[:2048], train_labels=d.train_labels[:2048],
+                            test_images=d.test_images[:500], test_labels=d.test_labels[:500])
+    path, _ = run_attack(AttackConfig(epochs=1, out=str(runs)), data=d)
+    ws = stages.open_run(path, "cpu", d)
+    stages.run_search(ws, SearchConfig(betas=[0.5, 0.9], epochs=1), num_samples=64)
+    stages.run_baseline(ws, BaselineConfig(restarts=5, steps=20))
+    stages.run_defense(ws, DefenseConfig(method="ensemble", epochs=1))
+
+
+def start_server(runs: Path, cache: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env={**os.environ, "MESA_RUNS": str(runs), "MESA_CACHE": str(cache)},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit(f"streamlit did not start: {log.read_text()[-2000:]}")
+
+
+def title(script: str) -> str:
+    return re.search(r'st\.title\("([^"]+)"\)', (ROOT / "pages" / f"{script}.py").read_text()).group(1)
+
+
+async def drawn(page, script: str) -> None:
+    """The page's own title shown inside the app (sidebar drawn), and the script done."""
+    await page.locator("h1").filter(has_text=title(script)).first.wait_for(timeout=60_000)
+    await page.get_by_text("Active run").first.wait_for(timeout=60_000)
+    await page.wait_for_selector('[data-test-script-state="notRunning"]', timeout=60_000)
+
+
+async def student(browser, url: str, number: int, rounds: int, times: list) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    for round_ in range(rounds):
+        for script, _, _ in PAGES:
+            start = time.perf_counter()
+            await page.goto(f"{url}/{'' if script == PAGES[0][0] else script}", wait_until="commit")
+            await drawn(page, script)
+            times.append({"session": number, "round": round_, "page": script,
+                          "seconds": round(time.perf_counter() - start, 3)})
+    await context.close()
+
+
+async def measure(url: str, sessions: int, rounds: int, timeout: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        teacher = await (await browser.new_context(viewport={"width": 1400, "height": 1000})).new_page()
+        await teacher.goto(url)
+        await drawn(teacher, PAGES[0][0])
+        await teacher.get_by_role("button", name="Run the full demo").click()
+        await teacher.locator(".st-key-job-status").wait_for(timeout=60_000)
+        job_before = await teacher.locator(".st-key-job-status").inner_text()
+        times: list = []
+        started = time.time()
+        await asyncio.wait_for(asyncio.gather(*[student(browser, url, i, rounds, times) for i in range(sessions)]),
+                               timeout)
+        wall = time.time() - started
+        status = teacher.locator(".st-key-job-status")  # still there: the job ran all through the measurement
+        job_after = await status.inner_text() if await status.count() else "no job running any more"
+        await browser.close()
+    return {"times": times, "wall_seconds": round(wall, 1), "job_at_start": " ".join(job_before.split()),
+            "job_at_end": " ".join(job_after.split())}
+
+
+def summary(times: list) -> dict:
+    per_page = {}
+    for script, _, _ in PAGES:
+        s = sorted(t["seconds"] for t in times if t["page"] == script)
+        per_page[script] = {"median": round(statistics.median(s), 2), "max": round(max(s), 2), "n": len(s)}
+    every = sorted(t["seconds"] for t in times)
+    return {"per_page": per_page, "median": round(statistics.median(every), 2),
+            "p95": round(every[int(0.95 * (len(every) - 1))], 2), "max": round(every[-1], 2),
+            "answers": len(every), "all_under_2s": every[-1] < 2.0}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2, help="times each session opens every page")
+    parser.add_argument("--runs", type=Path, default=None, help="runs folder to serve (copied); default: a small new run")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole measurement")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write docs/results/sessions.json")
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= 20:
+        raise SystemExit("--sessions must be within 1..20")
+    work = Path(tempfile.mkdtemp(prefix="mesa-sessions-"))
+    runs, cache = work / "runs", work / "cache"
+    if args.runs:
+        shutil.copytree(args.runs, runs, ignore=shutil.ignore_patterns(".jobs"))
+    else:
+        small_run(runs)
+    proc, url = start_server(runs, cache, work / "streamlit.log")
+    try:
+        result = asyncio.run(measure(url, args.sessions, args.rounds, args.timeout))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    record = {"sessions": args.sessions, "rounds": args.rounds, "pages": [p for p, _, _ in PAGES],
+              "command": "python " + " ".join(["bench/sessions.py", *sys.argv[1:]]), "machine": machine(),
+              "browser": chromium, **summary(result["times"]), "wall_seconds": result["wall_seconds"],
+              "job_at_start": result["job_at_start"], "job_at_end": result["job_at_end"], "times": result["times"]}
+    print(json.dumps({k: v for k, v in record.items() if k != "times"}, indent=1))
+    if not args.no_record:
+        atomic.write_json(RESULT, record)
+
+
+if __name__ == "__main__":
+    main()
