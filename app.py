@@ -7,6 +7,7 @@ what they share lives in ui/. st.navigation lists exactly the pages below; a dee
 import streamlit as st
 
 from mesa.errors import MesaError
+from mesa.ready_runs import install_ready_runs
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
@@ -26,8 +27,16 @@ PAGES = [
 ]
 
 
+@st.cache_resource
+def install_ready() -> list:
+    """Once per server: copy the ready runs shipped in assets/runs into the runs folder, so every
+    page has something to show at once (mesa/ready_runs.py)."""
+    return install_ready_runs()
+
+
 def main() -> None:
     start_app()
+    install_ready()
     st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
     page = st.navigation([st.Page(f"pages/{script}.py", title=title, icon=f":material/{icon}:", default=i == 0)
                           for i, (script, title, icon) in enumerate(PAGES)])

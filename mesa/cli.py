@@ -159,6 +159,30 @@ def cmd_import(args):
     return {"run": str(path), **metrics}
 
 
+def cmd_demo(args):
+    from dataclasses import replace
+
+    from . import presets
+    from .jobs import pipeline_work
+    from .ready_runs import make_ready_run
+
+    bar = progress_bar(not args.quiet)
+    try:
+        if args.ship:
+            return {"run": str(make_ready_run(args.preset, on_progress=bar))}
+        p = presets.builtin().get(args.preset)
+        if p is None:
+            raise MesaError(f"no preset {args.preset!r}: use one of {', '.join(presets.builtin())}")
+        attack = replace(presets.attack_config(p), out=args.out, device=args.device)
+        out = pipeline_work(attack, presets.search_config(p), presets.defense_configs(p), presets.baseline_config(p),
+                            presets.census_config(p))(bar, lambda: False)
+    finally:
+        bar.close()
+    return {"run": out["run"], "attack": out["metrics"],
+            "defenses": [{k: d[k] for k in ("method", "before", "after", "worst_asr", "census") if k in d}
+                         for d in out["defenses"]]}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m mesa", description="MESA Lab: neural backdoor attack and defense.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
@@ -264,6 +288,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--location", default="random", help="where the trigger is stamped: random or fixed:ROW,COL")
     add_common(p)
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("demo", help="the app's one-click demo, headless: attack, MESA, baseline, defenses, census")
+    p.add_argument("--preset", default="CPU classroom demo", help="a preset name from assets/presets")
+    p.add_argument("--ship", action="store_true", help="remake the ready run shipped with the app (assets/runs)")
+    add_common(p)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("triggers", help="list the canonical binary patterns (51 for 3x3)")
     p.add_argument("--size", type=int, default=3)

@@ -17,7 +17,7 @@ from typing import Callable
 from .data import cache_root
 from .errors import MesaError
 
-HEAVY_COMMANDS = {"attack", "search", "baseline", "defend", "detect", "census", "sweep"}
+HEAVY_COMMANDS = {"attack", "search", "baseline", "defend", "detect", "census", "sweep", "demo", "import"}
 
 
 def lock_path() -> Path:
