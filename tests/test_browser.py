@@ -2,6 +2,7 @@
 Playwright. Every page must render with no Streamlit exception box and no console error; screenshots
 go to test-artifacts/ for a human to look at."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,13 +14,24 @@ from pathlib import Path
 
 import pytest
 
+import app as app_module
 from tests.test_app import saved_run  # noqa: F401  (the session fixture: a small run with every result)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = {"model": "model", "overview": "", "mesa": "mesa_search", "gallery": "gallery",
-         "trigger-space": "trigger_space", "defense": "defense", "presets": "presets"}
+PAGES = [script for script, _, _ in app_module.PAGES]
+TITLES = {script: title for script, title, _ in app_module.PAGES}
+
+
+def heading(script: str) -> str:
+    """The page's own title, read from its script's first st.title(...): a wrong page shows another."""
+    return re.search(r'st\.title\("([^"]+)"\)', (ROOT / "pages" / f"{script}.py").read_text()).group(1)
+
+
+def url_path(script: str) -> str:
+    return "" if script == PAGES[0] else script
+
 
 if os.environ.get("CI") == "true":  # CI installs both: a missing browser there is a failure, not a skip
     assert CHROMIUM.exists(), "CI must install Debian's chromium (see .ci/run)"
@@ -95,30 +107,72 @@ def browser_page():
         browser.close()
 
 
-def test_every_page_renders_in_chromium(server, browser_page):
-    """Each page opened by its own URL (a deep link first), as a bookmark or a reload would."""
+def assert_on(page, script: str) -> None:
+    """The right page, inside the app: its heading, its navigation entry current, the app's sidebar."""
+    assert page.locator("h1").first.inner_text() == heading(script), f"wrong page for {script}"
+    current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]')
+    assert current.inner_text().strip().endswith(TITLES[script]), f"navigation not on {script}"
+    assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {script}"
+    assert page.locator('[data-testid="stSidebar"]').get_by_text("Active run").count() == 1
+
+
+def test_every_page_by_deep_link_then_by_click(server, browser_page):
+    """Each page opened by its own URL, as a bookmark or a reload would, then by clicking its entry
+    in the navigation. The first request this fresh server gets is a deep link (not /), the case
+    where Streamlit would run a pages/ script without app.py (ui/entry.py)."""
     page, errors = browser_page
     ARTIFACTS.mkdir(exist_ok=True)
-    for name, path in PAGES.items():
-        page.goto(f"{server}/{path}")
+    for script in PAGES[1:] + PAGES[:1]:
+        page.goto(f"{server}/{url_path(script)}")
         settle(page)
-        assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {name}"
-        assert page.locator('[data-testid="stSidebar"]').get_by_text("Active run").count() == 1
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        assert_on(page, script)
+        page.screenshot(path=str(ARTIFACTS / f"{script}.png"), full_page=True)
+    for script in PAGES[1:] + PAGES[:1]:
+        page.locator('[data-testid="stSidebarNavLink"]').filter(has_text=TITLES[script]).first.click()
+        page.wait_for_url(re.compile(rf"{re.escape(server)}/{url_path(script)}(\?.*)?$"))
+        settle(page)
+        assert_on(page, script)
+    assert not errors, errors
+
+
+def test_a_copied_link_reopens_the_same_view(server, browser_page):
+    """The link the sidebar offers, opened in a fresh tab: same page, same choices, same link."""
+    page, errors = browser_page
+    page.goto(f"{server}/gallery?order=as+sampled&count=16")
+    settle(page)
+    assert page.get_by_role("radio", name="as sampled").is_checked()
+    page.get_by_text("Share this view").click()
+    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    assert "/gallery?run=" in link and "order=as+sampled" in link and "count=16" in link
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # another session
+    fresh.goto(link)
+    settle(fresh)
+    assert_on(fresh, "gallery")
+    assert fresh.get_by_role("radio", name="as sampled").is_checked()
+    assert urlparse(fresh.url).query == urlparse(link).query
     assert not errors, errors
 
 
 def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, browser_page):
+    """The job's status area sits at the top of every page (no scrolling) while it runs."""
     page, errors = browser_page
     page.goto(f"{server}/mesa_search")
     settle(page)
     page.get_by_role("tab", name="Pixel-SGD baseline").click()
-    for label, value in (("restarts", "2"), ("steps", "10")):
+    for label, value in (("restarts", "2"), ("steps", "150")):  # long enough to watch
         page.get_by_label(label).fill(value)
         page.get_by_label(label).press("Enter")
         settle(page)
     page.get_by_role("button", name="Run pixel-SGD baseline").click()
-    page.get_by_text("Cancel").wait_for(timeout=60_000)
+    status = page.locator(".st-key-job-status")
+    status.wait_for(timeout=60_000)
+    page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Gallery").click()
+    status.wait_for(timeout=30_000)
+    box = status.bounding_box()
+    assert box["y"] + box["height"] < 1000, "the status area is below the fold"
+    page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="MESA").click()
+    settle(page)
+    page.get_by_role("tab", name="Pixel-SGD baseline").click()
     page.get_by_text("2 pixel-SGD triggers").wait_for(timeout=300_000)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "job-done.png"), full_page=True)
