@@ -105,7 +105,7 @@ def test_key_widgets_exist(with_run):
     assert {"alpha (entropy weight)", "epochs per beta"} <= {w.label for w in at.number_input}
     assert any(b.label == "Run MESA search" for b in at.button)
     at = app("defense")
-    assert at.multiselect[0].value == ["ensemble"]
+    assert at.multiselect[0].value == ["ensemble", "pixel-sgd", "finetune"]  # the demo preset's methods
     at = app("presets")
     assert at.selectbox[0].options == ["CPU classroom demo", "paper: ResNet-18 CIFAR-10"]
 
