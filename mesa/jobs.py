@@ -240,9 +240,10 @@ def stage_work(run_path, stage: str, cfg, **options) -> Work:
     return work
 
 
-def pipeline_work(attack_cfg, search_cfg, defense_cfgs, baseline_cfg=None, census_cfg=None) -> Work:
-    """The full demo: attack, then MESA search, the pixel-SGD baseline (when configured), then each
-    defense with the census of what it leaves open, on the new run; stops between stages."""
+def pipeline_work(attack_cfg, search_cfg, defense_cfgs, baseline_cfg=None, census_cfg=None, samples: int = 64) -> Work:
+    """The full demo: attack, then MESA search (`samples` triggers per beta measured), the pixel-SGD
+    baseline (when configured), then each defense with the census of what it leaves open, on the
+    new run; stops between stages."""
 
     def work(on_progress, should_stop):
         path, metrics = run_attack(attack_cfg, on_progress, should_stop, data=cached_data(attack_cfg.data))
@@ -250,7 +251,8 @@ def pipeline_work(attack_cfg, search_cfg, defense_cfgs, baseline_cfg=None, censu
         if should_stop():
             return out
         ws = open_cached(path)
-        out["search"] = stages.run_search(ws, search_cfg, on_progress=on_progress, should_stop=should_stop)
+        out["search"] = stages.run_search(ws, search_cfg, num_samples=samples, on_progress=on_progress,
+                                          should_stop=should_stop)
         if baseline_cfg is not None and not should_stop():
             out["baseline"] = stages.run_baseline(ws, baseline_cfg, on_progress, should_stop)
         for cfg in defense_cfgs:

@@ -15,6 +15,7 @@ from .errors import MesaError
 from .generator import StatisticsNetwork, TriggerGenerator, sample_noise
 from .mine import MineTrainer, mine_lower_bound
 from .progress import Progress, ProgressFn, ignore
+from .census import class_rates
 from .triggers import parse_location, stamp
 
 
@@ -150,28 +151,17 @@ def generate(gen: TriggerGenerator, n: int, seed: int = 0, noise: str = "uniform
     return sample_triggers(gen, z)
 
 
-@torch.no_grad()
 def per_trigger_asr(model, images: torch.Tensor, labels: torch.Tensor, triggers: torch.Tensor, target: int,
-                    max_images: int = 256, batch_size: int = 2048, seed: int = 0, location=None) -> torch.Tensor:
+                    max_images: int = 256, seed: int = 0, location=None) -> torch.Tensor:
     """ASR of each trigger (M x 3 x k x k) on the same non-target images, each at a random place
-    (or at `location`: random, fixed:ROW,COL or a (row, col))."""
+    (or at `location`: random, fixed:ROW,COL or a (row, col)); the census's batched pass."""
     location = parse_location(location) if isinstance(location, str) or location is None else location
-    model.eval()
-    device = images.device
-    x = images[labels != target][:max_images]
+    keep = labels != target
+    x, y = images[keep][:max_images], labels[keep][:max_images]
     if len(x) == 0:
         raise MesaError("no images outside the target class to measure ASR on")
-    x = x.float() / 255
-    g = torch.Generator(device=device).manual_seed(seed)
-    triggers = triggers.to(device)
-    per_batch = max(1, batch_size // len(x))
-    rates = []
-    for i in range(0, len(triggers), per_batch):
-        t = triggers[i:i + per_batch]
-        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(len(x), 0), location, generator=g)
-        hits = (model(stamped).argmax(1) == target).view(len(t), len(x)).float().mean(1)
-        rates.append(hits)
-    return torch.cat(rates).cpu()
+    num_classes = max(int(labels.max()), target) + 1
+    return class_rates(model, x, y, triggers, num_classes, seed, location)[:, target]
 
 
 @dataclass
