@@ -173,7 +173,7 @@ def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, b
     page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="MESA").click()
     settle(page)
     page.get_by_role("tab", name="Pixel-SGD baseline").click()
-    page.get_by_text("2 pixel-SGD triggers").wait_for(timeout=300_000)
+    page.get_by_text("2 pixel-SGD triggers").wait_for(state="attached", timeout=300_000)  # the job's result, drawn
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "job-done.png"), full_page=True)
     assert not errors, errors
