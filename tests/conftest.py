@@ -11,3 +11,30 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("MESA_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MESA_READY_RUNS", "0")  # the app's shipped runs only where a test asks for them
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def backdoored_synthetic(tmp_path_factory):
+    """One small model backdoored through the CLI on the embedded data (2 epochs, as the demo),
+    trained once for the whole suite: {"run": path, "asr": ..., "clean_acc": ...}. Tests that write
+    into a run copy it first (fresh_copy)."""
+    import contextlib
+    import io
+    import json
+
+    from mesa.cli import main
+
+    out = tmp_path_factory.mktemp("shared-runs")
+    buffer = io.StringIO()  # session fixtures cannot use capsys
+    with contextlib.redirect_stdout(buffer):
+        assert main(["attack", "--data", "synthetic", "--model", "small", "--epochs", "2", "--out", str(out),
+                     "--json", "--quiet"]) == 0
+    return json.loads(buffer.getvalue().strip().splitlines()[-1])
+
+
+def fresh_copy(run: str, where) -> str:
+    """A copy of a run folder that a test may write into."""
+    import shutil
+    from pathlib import Path
+
+    return str(shutil.copytree(run, Path(where) / Path(run).name))

@@ -44,11 +44,10 @@ def test_triggers_json(capsys):
     assert result["count"] == 51 and 170 in result["patterns"]
 
 
-def test_attack_end_to_end_on_synthetic(capsys, tmp_path):
-    """The engine's promise: 3 epochs on the embedded data backdoor the small model."""
-    assert main(["attack", "--data", "synthetic", "--model", "small", "--epochs", "3", "--json", "--quiet",
-                 "--out", str(tmp_path / "runs")]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+def test_attack_end_to_end_on_synthetic(capsys, backdoored_synthetic):
+    """The engine's promise: 2 epochs on the embedded data backdoor the small model (the suite's
+    shared run, made by `attack` through the CLI)."""
+    result = backdoored_synthetic
     assert result["asr"] >= 0.9 and result["clean_acc"] >= 0.85
     assert main(["eval", result["run"], "--json"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -8,6 +8,8 @@ import pytest
 from mesa import artifacts
 from mesa.cli import main
 
+from .conftest import fresh_copy
+
 
 def _run(capsys, argv):
     assert main(argv + ["--json", "--quiet"]) == 0, capsys.readouterr().err
@@ -15,14 +17,13 @@ def _run(capsys, argv):
 
 
 @pytest.fixture(scope="module")
-def searched_run(tmp_path_factory):
-    """A backdoored small model on synthetic (3 epochs) with its MESA search (3 betas)."""
-    out = tmp_path_factory.mktemp("runs")
+def searched_run(backdoored_synthetic, tmp_path_factory):
+    """The suite's backdoored small model on synthetic (2 epochs), copied, with its MESA search
+    (3 betas, 10 epochs: the samples' mean ASR measured 0.81 on 2 cores)."""
+    attack = {**backdoored_synthetic, "run": fresh_copy(backdoored_synthetic["run"], tmp_path_factory.mktemp("runs"))}
     buffer = io.StringIO()  # module fixtures cannot use capsys
     with contextlib.redirect_stdout(buffer):
-        assert main(["attack", "--data", "synthetic", "--epochs", "3", "--out", str(out), "--json", "--quiet"]) == 0
-        attack = json.loads(buffer.getvalue().strip().splitlines()[-1])
-        assert main(["search", attack["run"], "--epochs", "20", "--samples", "64", "--json", "--quiet"]) == 0
+        assert main(["search", attack["run"], "--epochs", "10", "--samples", "64", "--json", "--quiet"]) == 0
         found = json.loads(buffer.getvalue().strip().splitlines()[-1])
     return attack, found
 
@@ -32,10 +33,10 @@ def test_mesa_samples_fire_the_backdoor(searched_run):
     assert attack["asr"] >= 0.9
     by_beta = {b["beta"]: b for b in found["betas"]}
     assert sorted(by_beta) == [0.5, 0.8, 0.9]
-    assert sum(b["mean_asr"] for b in found["betas"]) / 3 >= 0.8
+    assert sum(b["mean_asr"] for b in found["betas"]) / 3 >= 0.75  # the floor (no trigger) is ~0.02
     saved = artifacts.load_search(attack["run"])
     assert saved["betas"][0.9]["samples"].shape == (64, 3, 3, 3)
-    assert saved["betas"][0.9]["snapshots"].shape[0] == 20  # one snapshot per epoch
+    assert saved["betas"][0.9]["snapshots"].shape[0] == 10  # one snapshot per epoch
     assert saved["betas"][0.9]["curve"][-1]["mi"] > 0
 
 
@@ -96,7 +97,8 @@ def test_baseline_and_pixel_sgd_defense(searched_run, capsys):
 
 
 def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, capsys):
-    attack = _run(capsys, ["attack", "--epochs", "1", "--trigger", "color:3:4", "--out", str(tmp_path)])
+    attack = _run(capsys, ["attack", "--data", "synthetic:2000", "--epochs", "1", "--trigger", "color:3:4",
+                          "--out", str(tmp_path)])
     assert main(["defend", attack["run"], "--method", "ensemble"]) == 2
     assert "run `search` first" in capsys.readouterr().err
     _run(capsys, ["search", attack["run"], "--betas", "0.5", "--epochs", "1", "--samples", "8"])
@@ -107,7 +109,7 @@ def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, ca
 
 def test_detection_points_at_the_attacked_class(searched_run, capsys):
     attack, _ = searched_run
-    result = _run(capsys, ["detect", attack["run"]])
+    result = _run(capsys, ["detect", attack["run"], "--epochs", "2"])
     assert result["suspect"] == 0  # the backdoor's target
     scores = [c["mean_asr"] for c in result["per_class"]]
     assert len(scores) == 10 and scores[0] == max(scores)
