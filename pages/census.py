@@ -12,10 +12,10 @@ from mesa.triggers import parse_trigger
 from ui.census_view import census_figure, censuses, counts, default_tags, label, probe_of
 from ui.common import active_run, image_grid, job_panel, run, submit, trigger_image
 from ui.entry import through_app
+from ui.share import choice, stop_page
 
 through_app()
 
-PICK = "census-pick"
 PERCENT = {c: st.column_config.NumberColumn(format="percent") for c in ("worst ASR", "planted ASR", "closure")}
 
 st.title("Census: every trigger, before and after")
@@ -30,7 +30,8 @@ st.caption("A backdoor answers to a *distribution* of triggers, not just the pla
            "a pattern is **open** when ASR ≥ 50%. Each icon is framed in its ASR colour; the planted trigger is "
            "boxed in blue.")
 families = [f for f in FAMILIES if censuses(path, f)] or ["binary"]
-family = (st.segmented_control("Family", families, default=families[0]) if len(families) > 1 else None) or families[0]
+family = (st.segmented_control("Family", families, key=choice("family", families[0], families))
+          if len(families) > 1 else None) or families[0]
 found = censuses(path, family)
 missing = [m for m in kept_defenses(path) if method_file(m) not in found]
 if not found or missing:
@@ -40,12 +41,14 @@ if not found or missing:
         submit("census", f"census of {path.name}", census_work(path, CensusConfig(family=family)), run_path=path)
 job_panel("census", run_path=str(path))
 if not found:
-    st.stop()
+    stop_page()
 
-shown = st.multiselect("Censuses shown", list(found), default=default_tags(found), format_func=lambda t: label(t, methods))
+shown = st.multiselect("Censuses shown", list(found), key=choice("shown", default_tags(found), list(found)),
+                       format_func=lambda t: label(t, methods))
 st.dataframe(pd.DataFrame(counts(found, shown, methods)), hide_index=True, column_config=PERCENT)
 planted = r.config.get("trigger")
-picked = st.session_state.get(PICK)
+PICK = choice("pattern", "", {n for c in found.values() for n in c["census"].names})  # the pattern clicked
+picked = st.session_state[PICK]
 new_pick = None
 for start in range(0, len(shown), 2):
     for col, tag in zip(st.columns(2), shown[start:start + 2]):
@@ -68,7 +71,7 @@ if planted and not any(planted in found[t]["census"].names for t in shown):
 
 if not picked:
     st.caption("Click a pattern to see its ASR in every census and the images it is stamped on.")
-    st.stop()
+    stop_page()
 st.subheader(f"Pattern `{picked}`")
 trigger = parse_trigger(picked)
 left, right = st.columns([1, 4])

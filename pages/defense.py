@@ -11,6 +11,7 @@ from ui.common import (active_run, baseline_results, current_preset, events_fram
                        search_results, submit)
 from ui.census_view import floor_of, mark_floor, residual, residual_chart
 from ui.entry import through_app
+from ui.share import choice
 
 through_app()
 
@@ -36,10 +37,11 @@ if not has_baseline:
     missing["pixel-sgd"] = "needs the pixel-SGD baseline (MESA page)"
 
 c1, c2, c3 = st.columns([3, 1, 1])
-chosen = c1.multiselect("Methods", methods, default=[m for m in defense.get("methods", ["ensemble"])
-                                                        if m in methods and m not in missing])
-epochs = c2.number_input("epochs", 1, 200, int(defense.get("epochs", 3)))
-ratio = c3.number_input("stamped fraction", 0.0, 1.0, float(defense.get("poison_ratio", DefenseConfig.poison_ratio)), 0.05)
+usable = [m for m in defense.get("methods", ["ensemble"]) if m in methods and m not in missing]
+chosen = c1.multiselect("Methods", methods, key=choice("methods", usable, methods))
+epochs = c2.number_input("epochs", 1, 200, key=choice("epochs", int(defense.get("epochs", 3)), range(1, 201)))
+ratio = c3.number_input("stamped fraction", 0.0, 1.0, step=0.05, key=choice(
+    "ratio", float(defense.get("poison_ratio", DefenseConfig.poison_ratio)), lambda v: 0 <= v <= 1))
 for m in chosen:
     if m in missing:
         st.warning(f"{m} {missing[m]}.")

@@ -12,6 +12,7 @@ from mesa.search import SearchConfig
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        mosaic, run, search_results, submit)
 from ui.entry import through_app
+from ui.share import choice
 
 through_app()
 
@@ -26,16 +27,17 @@ st.caption(f"Run `{path.name}`: target class {r.target} ({r.config['classes'][r.
            else f"Run `{path.name}`: a model trained elsewhere, its backdoor's class unknown: run **Detection** "
                 "first; search, baseline and defenses then work toward its suspect.")
 
-search_tab, baseline_tab, detect_tab = st.tabs(["MESA search", "Pixel-SGD baseline", "Detection"])
+TABS, BETAS = ["MESA search", "Pixel-SGD baseline", "Detection"], [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+search_tab, baseline_tab, detect_tab = st.tabs(TABS, key=choice("tab", TABS[0], TABS), on_change="rerun")
 
 with search_tab:
     c1, c2, c3, c4 = st.columns(4)
-    alpha = c1.number_input("alpha (entropy weight)", 0.0, 10.0, float(search.get("alpha", 0.1)), 0.05)
-    betas = c2.multiselect("betas (ASR thresholds)", [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
-                           default=[b for b in search.get("betas", [0.5, 0.8, 0.9])
-                                    if b in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)])
-    epochs = c3.number_input("epochs per beta", 1, 200, int(search.get("epochs", 2)))
-    samples = c4.number_input("samples kept per beta", 16, 4096, 256, 16)
+    alpha = c1.number_input("alpha (entropy weight)", 0.0, 10.0, step=0.05,
+                            key=choice("alpha", float(search.get("alpha", 0.1)), lambda v: 0 <= v <= 10))
+    betas = c2.multiselect("betas (ASR thresholds)", BETAS, key=choice(
+        "betas", [b for b in search.get("betas", [0.5, 0.8, 0.9]) if b in BETAS], BETAS))
+    epochs = c3.number_input("epochs per beta", 1, 200, key=choice("epochs", int(search.get("epochs", 2)), range(1, 201)))
+    samples = c4.number_input("samples kept per beta", 16, 4096, step=16, key=choice("samples", 256, range(16, 4097)))
     if st.button("Run MESA search", type="primary", icon=":material/play_arrow:", disabled=not betas):
         cfg = SearchConfig(betas=sorted(betas), alpha=float(alpha), epochs=int(epochs))
         current_preset()["search"] = {"betas": cfg.betas, "alpha": cfg.alpha, "epochs": cfg.epochs}

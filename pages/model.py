@@ -1,7 +1,6 @@
 """Model page: configure a backdoor attack (data, architecture, trigger, target, poisoning), train
 it live as a background job, and look at clean vs stamped images with the model's predictions."""
 import dataclasses
-import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -15,74 +14,44 @@ from mesa.jobs import attack_work
 from mesa.metrics import predict
 from mesa.model_files import FORMATS
 from mesa.models import ARCHITECTURES
-from mesa.runs import runs_root
-from mesa.triggers import canonical_patterns, parse_trigger, stamp
+from mesa.triggers import parse_trigger, stamp
 from ui.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
                        run, select_run, submit, trigger_image)
 from ui.entry import through_app
+from ui.share import choice, stop_page
+from ui.trigger_pick import pattern_gallery, uploaded_trigger
 
 through_app()
 
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
+KINDS = ["3x3 pattern", "random colours", "upload an image"]
 CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}
 
 st.title("Model: plant a backdoor")
 attack = current_preset()["attack"]
 
 
-def pattern_gallery(current: str) -> str:
-    """The 51 canonical 3x3 patterns (equal up to rotation, flip, inversion); a click picks one."""
-    chosen = st.session_state.setdefault("pattern", int(current.split(":")[1]) if current.startswith("binary:") else 170)
-    patterns = canonical_patterns()
-    per_row = 17
-    for start in range(0, len(patterns), per_row):
-        for col, n in zip(st.columns(per_row), patterns[start:start + per_row]):
-            col.image(trigger_image(parse_trigger(f"binary:{n}"), 36))
-            if col.button(str(n), key=f"pattern-{n}", type="primary" if n == chosen else "secondary"):
-                st.session_state["pattern"] = n
-                st.rerun()
-    return f"binary:{chosen}"
-
-
-def uploaded_trigger(image_size: int) -> str | None:
-    """Save an uploaded PNG/JPEG under the runs folder and return its spec; explain a bad file."""
-    up = st.file_uploader("Trigger image (PNG/JPEG, at most a quarter of the image side, e.g. 3x3 to 8x8)",
-                          type=["png", "jpg", "jpeg", "bmp"])
-    if up is None:
-        return None
-    raw = up.getvalue()
-    folder = runs_root() / "uploaded-triggers"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha1(raw).hexdigest()[:12]}-{up.name}"
-    path.write_bytes(raw)
-    try:
-        t = parse_trigger(f"file:{path}", image_size)
-    except MesaError as e:
-        st.error(f"Cannot use {up.name}: {e}")
-        return None
-    st.image(trigger_image(t, 72), caption=f"{up.name}: {t.shape[-1]}x{t.shape[-2]}")
-    return f"file:{path}"
-
-
 with st.expander("Configure and train", expanded=active_run() is None):
     c1, c2, c3 = st.columns(3)
-    source = c1.selectbox("Data source", SOURCES, index=SOURCES.index(attack["data"].split(":")[0]))
+    source = c1.selectbox("Data source", SOURCES, key=choice("data", attack["data"].split(":")[0], SOURCES))
     spec = source
     if source == "folder":
         folder = c1.text_input("Image folder (train/<class>/*, test/<class>/*)")
         spec = f"folder:{folder}" if folder else ""
-    model = c2.selectbox("Architecture", list(ARCHITECTURES), index=list(ARCHITECTURES).index(attack["model"]))
+    model = c2.selectbox("Architecture", list(ARCHITECTURES), key=choice("model", attack["model"], list(ARCHITECTURES)))
     classes = CLASS_COUNTS.get(source, 1000)
-    target = c3.number_input("Target class", 0, classes - 1, min(attack["target"], classes - 1))
+    target = c3.number_input("Target class", 0, classes - 1,
+                             key=choice("target", min(attack["target"], classes - 1), range(classes)))
     c4, c5, c6 = st.columns(3)
-    ratio = c4.number_input("Poison ratio", 0.0, 1.0, float(attack["poison_ratio"]), 0.005, format="%.3f")
-    epochs = c5.number_input("Epochs", 1, 500, int(attack["epochs"]))
-    seed = c6.number_input("Seed", 0, 10**6, int(attack.get("seed", 0)))
-    kind = st.radio("Trigger", ["3x3 pattern", "random colours", "upload an image"], horizontal=True)
-    if kind == "3x3 pattern":
+    ratio = c4.number_input("Poison ratio", 0.0, 1.0, step=0.005, format="%.3f",
+                            key=choice("ratio", float(attack["poison_ratio"]), lambda v: 0 <= v <= 1))
+    epochs = c5.number_input("Epochs", 1, 500, key=choice("epochs", int(attack["epochs"]), range(1, 501)))
+    seed = c6.number_input("Seed", 0, 10**6, key=choice("seed", int(attack.get("seed", 0)), range(10**6 + 1)))
+    kind = st.radio("Trigger", KINDS, horizontal=True, key=choice("kind", KINDS[0], KINDS))
+    if kind == KINDS[0]:
         trigger = pattern_gallery(attack["trigger"])
-    elif kind == "random colours":
-        colour_seed = st.number_input("Colour seed", 0, 10**6, 0)
+    elif kind == KINDS[1]:
+        colour_seed = st.number_input("Colour seed", 0, 10**6, key=choice("colour_seed", 0, range(10**6 + 1)))
         trigger = f"color:{colour_seed}"
         st.image(trigger_image(parse_trigger(trigger), 72))
     else:
@@ -149,7 +118,7 @@ job_panel("attack", show_training)
 path = active_run()
 if path is None:
     st.info("No saved run yet: configure and train one above.")
-    st.stop()
+    stop_page()
 r = run(path)
 st.subheader(f"Run `{path.name}`")
 st.json({"config": {k: r.config.get(k) for k in ("data", "model", "trigger", "target", "location", "poison_ratio",

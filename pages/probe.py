@@ -16,10 +16,10 @@ from mesa.triggers import canonical_patterns, parse_trigger
 from ui.census_view import census_trace, censuses, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources
 from ui.entry import through_app
+from ui.probe_cells import CELLS, K, WHITE, cells_of, colours, edited, flip, load, picked, spec
+from ui.share import choice, stop_page
 
 through_app()
-
-K, CELLS, BLACK, WHITE = 3, "probe-cells", "#000000", "#ffffff"
 
 st.title("Probe: would this trigger open the backdoor?")
 path = active_run()
@@ -29,39 +29,18 @@ if path is None:
 r = run(path)
 
 
-def load(trigger: torch.Tensor) -> None:
-    """Make a 3 x 3 x 3 trigger the one being edited (the colour pickers follow)."""
-    pixels = (trigger.clamp(0, 1) * 255).round().int().permute(1, 2, 0).reshape(-1, 3).tolist()
-    st.session_state[CELLS] = ["#{:02x}{:02x}{:02x}".format(*p) for p in pixels]
-    for i, colour in enumerate(st.session_state[CELLS]):
-        st.session_state[f"probe-rgb-{i}"] = colour
-
-
-def edited() -> torch.Tensor:
-    rgb = [[int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)] for c in st.session_state[CELLS]]
-    return torch.tensor(rgb).T.reshape(3, K, K)
-
-
-def flip(i: int) -> None:
-    cells = st.session_state[CELLS]
-    cells[i] = BLACK if sum(int(cells[i][j:j + 2], 16) for j in (1, 3, 5)) > 3 * 127 else WHITE
-    st.session_state[f"probe-rgb-{i}"] = cells[i]
-
-
-def picked(i: int) -> None:
-    st.session_state[CELLS][i] = st.session_state[f"probe-rgb-{i}"]
-
-
 def choose() -> None:
-    spec = st.session_state["probe-start"]
-    load(r.trigger if spec == "planted" else parse_trigger(spec))
+    option = st.session_state["probe-start"]
+    load(colours(r.trigger if option == "planted" else parse_trigger(option)))
 
 
 planted_fits = r.trigger is not None and tuple(r.trigger.shape) == (3, K, K)
+LINKED = choice("trigger", spec(colours(r.trigger if planted_fits else parse_trigger("binary:170"))), cells_of)
 if "probe-load" in st.session_state:  # a pattern sent here by the Census page
-    load(parse_trigger(st.session_state.pop("probe-load")))
+    load(colours(parse_trigger(st.session_state.pop("probe-load"))))
 elif CELLS not in st.session_state:
-    load(r.trigger if planted_fits else parse_trigger("binary:170"))
+    load(cells_of(st.session_state[LINKED]))
+st.session_state[LINKED] = spec(st.session_state[CELLS])  # the link names the trigger being probed
 
 found = censuses(path).get("before")
 top = [] if found is None else [found["census"].names[i] for i in found["census"].asr.argsort(descending=True)[:20]]
@@ -72,7 +51,7 @@ with editor:
     st.selectbox("Start from", options, index=None, key="probe-start", on_change=choose, placeholder="a trigger ...",
                  format_func=lambda o: f"planted ({r.config.get('trigger')})" if o == "planted" else
                  (f"{o}: census ASR {asr_of[o]:.0%}" if o in asr_of else f"{o} (gallery)"))
-    colour = st.toggle("Colour per cell", key="probe-colour")
+    colour = st.toggle("Colour per cell", key=choice("colour", not st.session_state[LINKED].startswith("binary:")))
     st.html("<style>" + "".join(  # each cell's button painted in its colour: the grid is the trigger
         f".st-key-probe-flip-{i} button {{background:{c}; color:{c}; border:1px solid #888; height:3rem}}"
         for i, c in enumerate(st.session_state[CELLS])) + "</style>")
@@ -101,7 +80,8 @@ with answer_col:
                    help=f"with no trigger at all {probe.no_trigger[model]:.1%} already go to the target")
     if "pixel-sgd" in artifacts.load_defenses(path):
         st.caption("pixel-sgd keeps no defended model (one per restart), so it is not probed here.")
-    model = st.segmented_control("Predictions of", list(answer.predictions), default=BACKDOORED) or BACKDOORED
+    model = st.segmented_control("Predictions of", list(answer.predictions),
+                                 key=choice("predictions", BACKDOORED, list(answer.predictions))) or BACKDOORED
     st.image(image_grid(answer.examples, 88), width=88,
              caption=[f"{names[y]} → {names[p]}" for y, p in zip(answer.labels, answer.predictions[model])])
 
@@ -126,7 +106,7 @@ def trigger_map(run_path: str, stamp: float):
 df, project = trigger_map(str(path), mtime(Path(path) / artifacts.FOLDER))
 if df is None:
     st.info("Run a MESA search (and the pixel-SGD baseline) on the **MESA** page to see the trigger on the map.")
-    st.stop()
+    stop_page()
 here = project(trigger[None])[0]
 fig = px.scatter(df[df["source"] != "census"], x="x", y="y", color="source", symbol="source", height=480,
                  custom_data=["source", "asr", "trigger"], title="Trigger space (PCA of the pixels): the probe is the star")

@@ -189,6 +189,19 @@ def test_a_link_reopens_the_same_view(with_run):
     assert any(c.value.startswith("/gallery?run=") and "count=16" in c.value for c in at.code)  # the link to copy
 
 
+def test_the_model_pages_choices_come_from_the_link():
+    """The attack being set up (data, epochs, pattern, ...) is in the link; a bad value falls back."""
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(pattern="7", epochs="5", target="99", data="nowhere")
+    at.switch_page("pages/model.py")
+    at.run()
+    assert_clean(at)
+    assert any("binary:7" in c.value for c in at.caption)
+    values = {w.label: w.value for w in [*at.number_input, *at.selectbox]}
+    assert values["Epochs"] == 5 and values["Target class"] == 0 and values["Data source"] == "synthetic"
+    assert at.query_params["pattern"] == "7" and at.query_params["epochs"] == "5" and at.query_params["target"] == "0"
+
+
 def test_a_bad_link_is_named_and_ignored(with_run):
     at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params.update(run="gone", config="{not json", order="sideways")

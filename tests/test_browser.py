@@ -135,21 +135,66 @@ def test_every_page_by_deep_link_then_by_click(server, browser_page):
     assert not errors, errors
 
 
+def shared_link(page) -> str:
+    """The link the sidebar's "Share this view" offers."""
+    page.get_by_text("Share this view").click()
+    return page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+
+
+def reopened(page, link: str, script: str):
+    """The link opened in another session (a new tab with no state of its own), settled on its page."""
+    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    fresh.goto(link)
+    settle(fresh)
+    assert_on(fresh, script)
+    assert urlparse(fresh.url).query == urlparse(link).query
+    return fresh
+
+
+def asr_shown(page) -> list[str]:
+    """The Probe page's answer: the label and ASR of every model."""
+    return page.locator('[data-testid="stMain"] [data-testid="stMetric"]').all_inner_texts()
+
+
 def test_a_copied_link_reopens_the_same_view(server, browser_page):
     """The link the sidebar offers, opened in a fresh tab: same page, same choices, same link."""
     page, errors = browser_page
     page.goto(f"{server}/gallery?order=as+sampled&count=16")
     settle(page)
     assert page.get_by_role("radio", name="as sampled").is_checked()
-    page.get_by_text("Share this view").click()
-    link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').inner_text().strip()
+    link = shared_link(page)
     assert "/gallery?run=" in link and "order=as+sampled" in link and "count=16" in link
-    fresh = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # another session
-    fresh.goto(link)
-    settle(fresh)
-    assert_on(fresh, "gallery")
+    fresh = reopened(page, link, "gallery")
     assert fresh.get_by_role("radio", name="as sampled").is_checked()
-    assert urlparse(fresh.url).query == urlparse(link).query
+    assert not errors, errors
+
+
+def test_a_probe_link_reopens_the_same_trigger_and_asr(server, browser_page):
+    """Flip a cell of the planted trigger (binary:170 -> binary:426): the link names the new trigger, and
+    opened in another session it probes that trigger, with the same ASR on every model."""
+    page, errors = browser_page
+    page.goto(f"{server}/probe")
+    settle(page)
+    page.locator(".st-key-probe-flip-0 button").click()
+    page.wait_for_url(re.compile(r"trigger=binary%3A426"))
+    settle(page)
+    link = shared_link(page)
+    assert "/probe?run=" in link and "trigger=binary%3A426" in link
+    fresh = reopened(page, link, "probe")
+    assert fresh.locator(".st-key-probe-flip-0 button").inner_text() == "white"
+    assert asr_shown(fresh) == asr_shown(page) and len(asr_shown(page)) == 2
+    assert not errors, errors
+
+
+def test_a_mesa_page_link_reopens_the_same_tab(server, browser_page):
+    page, errors = browser_page
+    page.goto(f"{server}/mesa_search")
+    settle(page)
+    page.get_by_role("tab", name="Detection").click()
+    page.wait_for_url(re.compile(r"tab=Detection"))
+    settle(page)
+    fresh = reopened(page, shared_link(page), "mesa_search")
+    assert fresh.get_by_role("tab", name="Detection").get_attribute("aria-selected") == "true"
     assert not errors, errors
 
 

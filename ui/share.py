@@ -2,7 +2,7 @@
 configuration (attack, search, defense) and the page's main choices live in the URL's query, and a
 link opened in a new session adopts them. The JSON preset export/import (Presets page) stays.
 
-A page declares a choice with `key=choice(name, default)` on its widget: the widget starts from the
+A page declares a choice with `key=choice(name, default, options)` on its widget: the widget starts from the
 URL's value (when valid) and its value is written back, so the address bar always shows the view."""
 import json
 from urllib.parse import urlencode, urlsplit
@@ -12,10 +12,13 @@ import streamlit as st
 from mesa import presets
 from mesa.errors import MesaError
 from mesa.runs import list_runs
+from ui.common import active_run
 
 RUN, CONFIG = "run", "config"
 _ADOPTED = "link-adopted"  # the query the session was opened with (the address bar changes after)
 _PAGE = "link-page"
+_OPENED = "link-opened"  # the page the link opened: its choices are that page's
+_BOX = "link-box"  # this run's placeholder for the link (publish() fills it)
 _CHOICES = "link-choices"  # page path -> {choice name: widget key}, as the page last declared them
 SECTIONS = ("attack", "search", "defense")
 
@@ -27,6 +30,7 @@ def adopt_link(page_path: str) -> None:
     if _ADOPTED in st.session_state:
         return
     st.session_state[_ADOPTED] = dict(st.query_params)
+    st.session_state[_OPENED] = page_path
     name = st.query_params.get(RUN)
     if name:
         found = [p for p in list_runs() if p.name == name]
@@ -50,24 +54,48 @@ def _merged(linked: dict) -> dict:
 
 
 def choice(name: str, default, options=None) -> str:
-    """The widget key of a page choice the link carries, its state seeded from the URL once."""
-    key = f"link-{name}"
-    if key not in st.session_state:
-        raw = st.session_state.get(_ADOPTED, {}).get(name)
-        st.session_state[key] = _parse(raw, default, options) if raw is not None else default
+    """The widget key of a page choice the link carries, its state seeded from the URL once. `options`:
+    the values allowed (a collection, or a predicate for open-ended ones such as a number in a range);
+    a value that is not one (from the URL, or left from another run's options) becomes the default,
+    a list keeps its entries that are."""
     page = st.session_state.get(_PAGE, "")
+    key = f"link-{page}-{name}"  # pages may use the same name (epochs) for different things
+    if key not in st.session_state:
+        raw = st.session_state.get(_ADOPTED, {}).get(name) if st.session_state.get(_OPENED) == page else None
+        st.session_state[key] = _parse(raw, default, options) if raw is not None else default
+    elif options is not None:
+        value = st.session_state[key]
+        fitted = _fit(value, default, options)
+        if fitted != value:
+            st.session_state[key] = fitted
     st.session_state.setdefault(_CHOICES, {}).setdefault(page, {})[name] = key
     return key
 
 
-def _parse(raw: str, default, options):
+def _fit(value, default, options):
+    if options is None:
+        return value
+    if isinstance(default, list):
+        return [v for v in value if _allowed(v, options)] if isinstance(value, list) else default
+    return value if _allowed(value, options) else default
+
+
+def _allowed(value, options) -> bool:
     try:
-        value = type(default)(raw) if not isinstance(default, (list, bool)) else json.loads(raw)
+        return bool(options(value)) if callable(options) else value in options
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse(raw: str, default, options):
+    """The URL's text as a value of the default's type; the default when it is not one, or not allowed."""
+    try:
+        value = json.loads(raw) if isinstance(default, (list, bool)) else type(default)(raw)
+        if type(value) is not type(default) or (isinstance(value, list) and len(set(value)) != len(value)):
+            return default
+        return value if _fit(value, default, options) == value else default
     except (ValueError, TypeError):
         return default
-    if options is not None and (value not in options if not isinstance(value, list) else not set(value) <= set(options)):
-        return default
-    return value
 
 
 def _encode(value) -> str:
@@ -84,14 +112,16 @@ def view_params(run_path) -> dict[str, str]:
         if any(diff.values()):
             params[CONFIG] = json.dumps({k: d for k, d in diff.items() if d}, separators=(",", ":"))
     for name, key in st.session_state.get(_CHOICES, {}).get(st.session_state.get(_PAGE, ""), {}).items():
-        if key in st.session_state:
+        if st.session_state.get(key) not in (None, ""):  # an empty choice (nothing picked) stays out
             params[name] = _encode(st.session_state[key])
     return params
 
 
 def publish(run_path, box) -> None:
     """Write the view into the address bar, and the link to copy into `box` (a placeholder). app.py
-    calls it before the page (a page may st.stop()) and after it (with the choices it made)."""
+    calls it before the page and after it (with the choices it made); a page that stops after making
+    choices calls stop_page() instead of st.stop()."""
+    st.session_state[_BOX] = box
     params = view_params(run_path)
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
@@ -101,3 +131,11 @@ def publish(run_path, box) -> None:
     with box.container(), st.expander("Share this view", icon=":material/link:"):
         st.caption("Copy the link (the button at its right): it opens this page, run and configuration.")
         st.code(f"{origin}/{page_path}?{urlencode(params)}", language=None, wrap_lines=True)
+
+
+def stop_page() -> None:
+    """st.stop() for a page that has declared choices: the view is published first (app.py's own
+    publish after the page is not reached)."""
+    if _BOX in st.session_state:
+        publish(active_run(), st.session_state[_BOX])
+    st.stop()
