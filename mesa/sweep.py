@@ -25,7 +25,7 @@ from .metrics import attack_success_rate, evaluate
 from .runs import load_run
 from .search import SearchConfig
 from .stages import census_of, open_run, run_baseline, run_census, run_defense, run_search
-from .sweep_plan import Case, SweepConfig, slug
+from .sweep_plan import Case, SweepConfig, attack_variant, defense_variant, slug, suffix
 from .triggers import parse_trigger
 
 
@@ -112,7 +112,7 @@ def _attack(attack: AttackConfig, log: Log) -> dict:
 
 def run_case(cfg: SweepConfig, case: Case, base: dict) -> dict:
     """Every stage of one case; never raises: a failure comes back as {"error": ...} and in error.json."""
-    folder = Path(cfg.out) / "cases" / case.key
+    folder = Path(cfg.out) / "cases" / (case.key + suffix(attack_variant(cfg)))
     log = Log(folder / "case.log")
     stages = Stages(folder, log)
     start = time.time()
@@ -167,11 +167,11 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
     for method in sorted(cfg.defenses, key=lambda m: m != "ensemble"):  # the headline number first
         key = {"attack": after_attack, "from": made_from.get(parse_method(method)[0]), "method": method,
                "epochs": cfg.defense_epochs, "poison_ratio": cfg.defense_poison_ratio, "seed": cfg.seed,
-               "census": census_key}
+               "census": census_key, **({} if cfg.defense_augment else {"augment": False})}
         dcfg = DefenseConfig(method=method, epochs=cfg.defense_epochs, poison_ratio=cfg.defense_poison_ratio,
-                             seed=cfg.seed)
-        defenses[method] = stages.run(f"defense-{method.replace(':', '-')}", key,
-                                      lambda: _defense(ws(), dcfg, census_cfg, log))
+                             seed=cfg.seed, augment=cfg.defense_augment)
+        name = f"defense-{method.replace(':', '-')}" + suffix(defense_variant(cfg))
+        defenses[method] = stages.run(name, key, lambda: _defense(ws(), dcfg, census_cfg, log))
     return {"run": attacked["run"], "attack": attacked["metrics"], **measured, "search": search,
             "baseline": baseline, "defenses": defenses, "census": census}
 

@@ -23,6 +23,7 @@ class SweepConfig:
     attack_epochs: int = 3  # the attack fine-tunes the base (see PAPER_ATTACK for why not 10)
     attack_lr: float = 0.01
     attack_poison_ratio: float = 0.03
+    attack_recipe: str = "ours"  # or "paper": PAPER_ATTACK's settings, its cases and tables kept apart
     search_epochs: int = 10
     betas: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.9])
     samples: int = 256  # triggers sampled per beta to measure
@@ -31,6 +32,7 @@ class SweepConfig:
     defenses: list[str] = field(default_factory=lambda: ["ensemble", "mesa:0.9", "pixel-sgd", "finetune"])
     defense_epochs: int = 10
     defense_poison_ratio: float = 0.5  # measured best of 0.01-0.5 on CIFAR-10 (docs/RESULTS.md)
+    defense_augment: bool = True  # crop + flip while retraining (the reference code retrains without)
     census: str | None = "binary"  # the trigger family of the census (binary or color), None for none
     census_samples: int | None = None
     census_images: int = 256
@@ -39,6 +41,10 @@ class SweepConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        if self.attack_recipe not in ("ours", "paper"):
+            raise MesaError(f"unknown attack recipe {self.attack_recipe!r}: use ours or paper")
+        if self.attack_recipe == "paper":
+            self.attack_epochs, self.attack_lr, self.attack_poison_ratio = PAPER_ATTACK.values()
         for method in self.defenses:
             parse_method(method)
         if self.census not in ("binary", "color", None):
@@ -48,6 +54,25 @@ class SweepConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def attack_variant(cfg: SweepConfig) -> str:
+    """'' for our attack recipe; 'paper-attack' for the reference code's. A case attacked the paper's
+    way is a case of its own, on the same clean base, kept beside ours (the 1% question compares them)."""
+    return "" if cfg.attack_recipe == "ours" else f"{cfg.attack_recipe}-attack"
+
+
+def defense_variant(cfg: SweepConfig) -> str:
+    """'' for the default stamped fraction with augmentation; else a suffix naming the variant, so the
+    defenses at 0.01 or without augmentation are saved beside those at the default, not over them."""
+    d = SweepConfig(out="")
+    parts = [f"p{cfg.defense_poison_ratio:g}"] if cfg.defense_poison_ratio != d.defense_poison_ratio else []
+    parts += [] if cfg.defense_augment else ["noaug"]
+    return slug("defense", *parts) if parts else ""
+
+
+def suffix(*variants: str) -> str:
+    return "".join(f"-{v}" for v in variants if v)
 
 
 def slug(*parts) -> str:

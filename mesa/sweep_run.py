@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import MesaError
 from .sweep import run_base, run_case
 from .sweep_plan import SweepConfig, plan_cases
-from .sweep_table import write_tables
+from .sweep_table import table_name, write_tables
 
 EXECUTORS = ("local", "ray")
 
@@ -105,13 +105,13 @@ def run_sweep(cfg: SweepConfig, ex: ExecutorConfig | None = None, progress: bool
         ran += [f"{case.key}: {name}" for name in result.get("ran", [])]
         bar.update(1)
         bar.set_postfix_str(f"{case.label}" + (" FAILED" if "error" in result else ""))
-        write_tables(cfg.out, cfg.to_dict(), {c.key: results[c.key] for c in cases if c.key in results})
+        write_tables(cfg.out, cfg, {c.key: results[c.key] for c in cases if c.key in results})
     bar.close()
     failed = {k: r["error"] for k, r in results.items() if "error" in r}
     if not jobs:
-        write_tables(cfg.out, cfg.to_dict(), results)
+        write_tables(cfg.out, cfg, results)
     return {"out": str(cfg.out), "cases": len(cases), "done": len(cases) - len(failed), "failed": failed,
-            "stages_run": ran, "table": str(Path(cfg.out) / "results.md")}
+            "stages_run": ran, "table": str(Path(cfg.out) / f"{table_name(cfg)}.md")}
 
 
 def default_out() -> str:

@@ -1,9 +1,11 @@
 """The sweep's results table: one row per case, mean and worst rows, the floor, and the paper's
 figures beside ours; written as markdown and JSON (atomically) into the sweep's folder."""
+import json
 import math
 from pathlib import Path
 
 from . import atomic
+from .sweep_plan import SweepConfig, attack_variant, defense_variant, suffix
 
 # the paper's Table 1 (CIFAR-10, ResNet-18, 51 black-white 3x3 triggers): ASR mean / worst
 PAPER = {"label": "paper (CIFAR-10, ResNet-18, 51 triggers)",
@@ -84,7 +86,7 @@ def census_table(cases: list[dict], methods: list[str]) -> list[str]:
     if not cases:
         return []
     lines = _header(["trigger -> target", "open on clean base", "open before (worst ASR)"]
-                    + [f"after {m}: open (closure)" for m in methods])
+                    + [f"after {m}: open, worst ASR (closure)" for m in methods])
     closures = {m: [] for m in methods}
     for case in cases:
         floor, before = case["census"]["floor"], case["census"]["before"]
@@ -95,9 +97,21 @@ def census_table(cases: list[dict], methods: list[str]) -> list[str]:
             if report and report["closure"] is not None:
                 closures[m].append(report["closure"])
             closed = f" ({_fmt(report['closure'])})" if report and report["closure"] is not None else ""
-            cells.append(f"{report['after']['open']}{closed}" if report else "")
+            cells.append(f"{report['after']['open']}, {_fmt(report['after']['worst_asr'])}{closed}" if report else "")
         lines.append(_row(cells))
     lines.append(_row(["**mean closure**", "", ""] + [_fmt(sum(v) / len(v)) if v else "" for v in closures.values()]))
+    return lines
+
+
+def samples_table(cases: list[dict]) -> list[str]:
+    """How well each generator's samples trigger the backdoored model: mean ASR, share above 0.5."""
+    per_case = [{b["beta"]: b for b in case["search"]} for case in cases]
+    betas = sorted({beta for found in per_case for beta in found})
+    lines = _header(["trigger -> target"] + [f"beta={b}: mean ASR / share > 0.5" for b in betas])
+    for case, found in zip(cases, per_case):
+        lines.append(_row([f"{case['trigger']} -> {case['target']}"]
+                          + [f"{_fmt(found[b]['mean_asr'])} / {_fmt(found[b]['above_half'])}" if b in found else ""
+                             for b in betas]))
     return lines
 
 
@@ -114,7 +128,8 @@ def render(results: dict, methods: list[str]) -> str:
         cases = [c for c in done if group_of(c) == group]
         out += [f"## {group}: {len(cases)} cases", "", "ASR of each case's own trigger (held-out split):", ""]
         out += asr_table(cases, methods) + ["", "Clean accuracy and seconds per stage:", ""]
-        out += clean_time_table(cases, methods) + [""]
+        out += clean_time_table(cases, methods) + ["", "MESA's samples on the backdoored model:", ""]
+        out += samples_table(cases) + [""]
         census = census_table(cases, methods)
         family = next(c["census"]["before"]["family"] for c in cases if c.get("census")) if census else ""
         out += [f"Census of every {family} trigger: how many open the backdoor (ASR >= 0.5):", "", *census, ""] \
@@ -124,12 +139,28 @@ def render(results: dict, methods: list[str]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_tables(out, settings: dict, cases: dict) -> dict:
-    """results.json (settings, every case, per-group mean / worst, the paper's) and results.md."""
+def table_name(cfg: SweepConfig) -> str:
+    """results[-attack variant][-defense variant]: one table per attack recipe and defense variant."""
+    return "results" + suffix(attack_variant(cfg), defense_variant(cfg))
+
+
+# what may differ between two runs of the same sweep folder whose cases share one table
+_CASE_SETTINGS = ("data", "models", "triggers", "targets", "defenses")
+
+
+def write_tables(out, cfg: SweepConfig, cases: dict) -> dict:
+    """NAME.json (settings, every case, per-group mean / worst, the paper's) and NAME.md. Cases an
+    earlier run of this folder finished with the same settings (other triggers, say) stay in the table."""
+    settings, path = cfg.to_dict(), Path(out) / f"{table_name(cfg)}.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else None
+    if earlier and all(earlier["settings"].get(k) == v for k, v in settings.items() if k not in _CASE_SETTINGS + ("out",)):
+        kept = {k: c for k, c in earlier["cases"].items() if k not in cases and "error" not in c}
+        cases = {**kept, **cases}
+        settings["defenses"] = list(dict.fromkeys(earlier["settings"]["defenses"] + settings["defenses"]))
     methods = list(settings["defenses"])
     done = [c for c in cases.values() if "error" not in c]
     groups = {g: summarize([c for c in done if group_of(c) == g], methods) for g in dict.fromkeys(map(group_of, done))}
     results = {"settings": settings, "cases": cases, "summary": groups, "paper": PAPER}
-    atomic.write_json(Path(out) / "results.json", results)
-    atomic.write_bytes(Path(out) / "results.md", render(results, methods).encode())
+    atomic.write_json(path, results)
+    atomic.write_bytes(path.with_suffix(".md"), render(results, methods).encode())
     return results

@@ -4,6 +4,19 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_dirs(tmp_path_factory):
+    """The same for fixtures wider than a test (set up before any test's own): no run of the suite
+    takes the user's machine-wide job lock or writes into their cache."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("session")
+    patch.setenv("MESA_CACHE", str(root / "cache"))
+    patch.setenv("MESA_RUNS", str(root / "runs"))
+    patch.setenv("MESA_READY_RUNS", "0")
+    yield root
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
     """Every test gets its own cache and runs folders: no test reads the user's ~/.cache or ./runs."""

@@ -69,6 +69,31 @@ def test_local_sweep_saves_every_stage_and_a_rerun_does_no_work_twice(swept, cap
     assert stage_files(out) == saved  # nothing rewritten
 
 
+def test_variants_are_saved_beside_the_default_and_the_table_keeps_earlier_cases(swept):
+    """Another stamped fraction (without augmentation) and another attack recipe are kept beside the
+    default's stages and tables, on the same clean base; a sweep of one trigger keeps the others' rows."""
+    out, _ = swept
+    saved = stage_files(out)
+    variant = sweep(out, "--triggers", "binary:170", "--defenses", "ensemble", "--defense-poison-ratio", "0.1",
+                    "--no-defense-augment")
+    assert variant["stages_run"] == 1 and variant["table"].endswith("results-defense-p0.1-noaug.md")
+    assert all(stage_files(out)[p] == t for p, t in saved.items())  # the default's stages untouched
+    case_dir = out / "cases" / "synthetic_500-small-binary_170-t0"
+    assert json.loads((case_dir / "defense-ensemble-defense-p0.1-noaug.json").read_text())["key"]["augment"] is False
+    assert len(json.loads((out / "results.json").read_text())["cases"]) == 3
+    assert len(json.loads((out / "results-defense-p0.1-noaug.json").read_text())["cases"]) == 1
+    recipe = sweep(out, "--triggers", "binary:170", "--defenses", "finetune", "--attack-recipe", "paper",
+                   "--census", "none")
+    paper_case = out / "cases" / "synthetic_500-small-binary_170-t0-paper-attack"
+    assert recipe["stages_run"] == 5  # attack, measure, search, baseline, the defense: the clean base is reused
+    assert {p.stem for p in paper_case.glob("*.json")} == {"attack", "measure", "search", "baseline", "defense-finetune"}
+    attack = json.loads((paper_case / "attack.json").read_text())
+    assert (attack["key"]["epochs"], attack["key"]["lr"], attack["key"]["poison_ratio"]) == (10, 1e-3, 0.01)
+    assert "binary:170 -> 0" in (out / "results-paper-attack.md").read_text()
+    one = sweep(out, "--triggers", "color:1", "--targets", "1")  # done already: only the table is rewritten
+    assert one["stages_run"] == 0 and len(json.loads((out / "results.json").read_text())["cases"]) == 3
+
+
 def test_a_failed_case_is_reported_and_the_others_go_on(swept):
     out, _ = swept
     result = sweep(out, "--triggers", "binary:170", "color:1-2", "color:9", "--targets", "0", "1", "2", "12")
