@@ -5,7 +5,9 @@ request to the page drawn (its title shown, the script done).
     python bench/sessions.py                 # 10 sessions, 2 rounds; record: docs/results/sessions.json
     python bench/sessions.py --runs runs     # serve a copy of your runs folder instead of a small new run
 
-Bounded: at most 20 sessions, and the whole measurement stops after --timeout seconds.
+Bounded: at most 20 sessions, each page waited for at most 60 s (a page not drawn by then is recorded
+as failed), and the whole measurement stops after --timeout seconds (what was measured by then is
+recorded, marked timed_out).
 """
 import argparse
 import asyncio
@@ -88,15 +90,26 @@ async def drawn(page, script: str) -> None:
 
 
 async def student(browser, url: str, number: int, rounds: int, times: list) -> None:
+    """One student's browser: every page opened by its URL in a new tab (the last one closed), as a
+    link opened or a reload starts a new Streamlit session. (Navigating the same tab to the next URL
+    was tried: under this load no such navigation committed within 60 s, 2 runs on 2026-11-24.)"""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = await context.new_page()
+    page = None
     for round_ in range(rounds):
         for script, _, _ in PAGES:
+            if page is not None:
+                await page.close()
             start = time.perf_counter()
-            await page.goto(f"{url}/{'' if script == PAGES[0][0] else script}", wait_until="commit")
-            await drawn(page, script)
-            times.append({"session": number, "round": round_, "page": script,
-                          "seconds": round(time.perf_counter() - start, 3)})
+            page = await context.new_page()
+            entry = {"session": number, "round": round_, "page": script}
+            try:
+                await page.goto(f"{url}/{'' if script == PAGES[0][0] else script}", wait_until="commit",
+                                timeout=60_000)
+                await drawn(page, script)
+            except Exception as e:  # noqa: BLE001  (a page not drawn in time: recorded, the session goes on)
+                entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            times.append({**entry, "seconds": round(time.perf_counter() - start, 3)})
+            print(json.dumps(times[-1]), file=sys.stderr, flush=True)
     await context.close()
 
 
@@ -104,7 +117,9 @@ async def measure(url: str, sessions: int, rounds: int, timeout: float) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[  # loopback only: nothing phones home
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
         teacher = await (await browser.new_context(viewport={"width": 1400, "height": 1000})).new_page()
         await teacher.goto(url)
         await drawn(teacher, PAGES[0][0])
@@ -113,25 +128,39 @@ async def measure(url: str, sessions: int, rounds: int, timeout: float) -> dict:
         job_before = await teacher.locator(".st-key-job-status").inner_text()
         times: list = []
         started = time.time()
-        await asyncio.wait_for(asyncio.gather(*[student(browser, url, i, rounds, times) for i in range(sessions)]),
-                               timeout)
+        tasks = [asyncio.create_task(student(browser, url, i, rounds, times)) for i in range(sessions)]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         wall = time.time() - started
         status = teacher.locator(".st-key-job-status")  # still there: the job ran all through the measurement
         job_after = await status.inner_text() if await status.count() else "no job running any more"
         await browser.close()
-    return {"times": times, "wall_seconds": round(wall, 1), "job_at_start": " ".join(job_before.split()),
+    return {"times": times, "wall_seconds": round(wall, 1), "timed_out": bool(pending),
+            "job_at_start": " ".join(job_before.split()),
             "job_at_end": " ".join(job_after.split())}
 
 
+def spread(seconds: list) -> dict:
+    s = sorted(seconds)
+    if not s:
+        return {"median": None, "p95": None, "max": None, "n": 0}
+    return {"median": round(statistics.median(s), 2), "p95": round(s[int(0.95 * (len(s) - 1))], 2),
+            "max": round(s[-1], 2), "n": len(s)}
+
+
 def summary(times: list) -> dict:
-    per_page = {}
-    for script, _, _ in PAGES:
-        s = sorted(t["seconds"] for t in times if t["page"] == script)
-        per_page[script] = {"median": round(statistics.median(s), 2), "max": round(max(s), 2), "n": len(s)}
-    every = sorted(t["seconds"] for t in times)
-    return {"per_page": per_page, "median": round(statistics.median(every), 2),
-            "p95": round(every[int(0.95 * (len(every) - 1))], 2), "max": round(every[-1], 2),
-            "answers": len(every), "all_under_2s": every[-1] < 2.0}
+    """Answer times of the pages drawn (per page and over all); pages not drawn in time are counted apart."""
+    drawn_ = [t for t in times if "error" not in t]
+    per_page = {script: {**spread([t["seconds"] for t in drawn_ if t["page"] == script]),
+                         "failed": sum(1 for t in times if t["page"] == script and "error" in t)}
+                for script, _, _ in PAGES}
+    every = spread([t["seconds"] for t in drawn_])
+    failed = len(times) - len(drawn_)
+    return {"per_page": per_page, "median": every["median"], "p95": every["p95"], "max": every["max"],
+            "answers": every["n"], "failed": failed,
+            "all_under_2s": bool(drawn_) and not failed and every["max"] < 2.0}
 
 
 def main():
@@ -156,12 +185,15 @@ def main():
     finally:
         proc.terminate()
         proc.wait(30)
+        log = (work / "streamlit.log").read_text(errors="replace").splitlines()[-20:]
         shutil.rmtree(work, ignore_errors=True)
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     record = {"sessions": args.sessions, "rounds": args.rounds, "pages": [p for p, _, _ in PAGES],
               "command": "python " + " ".join(["bench/sessions.py", *sys.argv[1:]]), "machine": machine(),
               "browser": chromium, **summary(result["times"]), "wall_seconds": result["wall_seconds"],
-              "job_at_start": result["job_at_start"], "job_at_end": result["job_at_end"], "times": result["times"]}
+              "timeout": args.timeout, "timed_out": result["timed_out"],
+              "job_at_start": result["job_at_start"], "job_at_end": result["job_at_end"],
+              "server_log_tail": log, "times": result["times"]}
     print(json.dumps({k: v for k, v in record.items() if k != "times"}, indent=1))
     if not args.no_record:
         atomic.write_json(RESULT, record)
