@@ -1,6 +1,7 @@
 """A class on one server: while the full demo runs as a job, N browser sessions (headless chromium,
-loopback only) open every page by its URL at once; each page's answer time is measured from the
-request to the page drawn (its title shown, the script done).
+loopback only, on the same 2 cores) each open the app and click through every page, reading each
+for a few seconds; each page's answer time is measured from the click to the page drawn (its title
+shown, the script done), and the first load of the app (the browser loading its scripts) apart.
 
     python bench/sessions.py                 # 10 sessions, 2 rounds; record: docs/results/sessions.json
     python bench/sessions.py --runs runs     # serve a copy of your runs folder instead of a small new run
@@ -89,22 +90,31 @@ async def drawn(page, script: str) -> None:
     await page.wait_for_selector('[data-test-script-state="notRunning"]', timeout=60_000)
 
 
-async def student(browser, url: str, number: int, rounds: int, times: list) -> None:
-    """One student's browser: every page opened by its URL in a new tab (the last one closed), as a
-    link opened or a reload starts a new Streamlit session. (Navigating the same tab to the next URL
-    was tried: under this load no such navigation committed within 60 s, 2 runs on 2026-11-24.)"""
+async def student(browser, url: str, number: int, rounds: int, think: float, times: list) -> None:
+    """One student's browser: the app opened once by its URL (a new Streamlit session: the browser loads
+    the app's scripts; timed as "first load"), then every page reached by clicking its entry in the
+    sidebar, as a class uses it, with `think` seconds of reading between clicks. A click is timed from
+    the click to the page drawn."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = None
+    page = await context.new_page()
+    await asyncio.sleep(number * think / 10)  # students do not all click in the same instant
+    start = time.perf_counter()
+    try:
+        await page.goto(url, wait_until="commit", timeout=60_000)
+        await drawn(page, PAGES[0][0])
+        times.append({"session": number, "round": 0, "page": "first load", "seconds": round(time.perf_counter() - start, 3)})
+    except Exception as e:  # noqa: BLE001
+        times.append({"session": number, "round": 0, "page": "first load", "seconds": round(time.perf_counter() - start, 3),
+                      "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+        await context.close()
+        return
     for round_ in range(rounds):
-        for script, _, _ in PAGES:
-            if page is not None:
-                await page.close()
-            start = time.perf_counter()
-            page = await context.new_page()
+        for script, label, _ in PAGES[1:] + PAGES[:1]:
+            await asyncio.sleep(think)
             entry = {"session": number, "round": round_, "page": script}
+            start = time.perf_counter()
             try:
-                await page.goto(f"{url}/{'' if script == PAGES[0][0] else script}", wait_until="commit",
-                                timeout=60_000)
+                await page.locator('[data-testid="stSidebarNavLink"]').filter(has_text=label).first.click(timeout=60_000)
                 await drawn(page, script)
             except Exception as e:  # noqa: BLE001  (a page not drawn in time: recorded, the session goes on)
                 entry["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
@@ -113,7 +123,7 @@ async def student(browser, url: str, number: int, rounds: int, times: list) -> N
     await context.close()
 
 
-async def measure(url: str, sessions: int, rounds: int, timeout: float) -> dict:
+async def measure(url: str, sessions: int, rounds: int, think: float, timeout: float, job: bool = True) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -123,12 +133,14 @@ async def measure(url: str, sessions: int, rounds: int, timeout: float) -> dict:
         teacher = await (await browser.new_context(viewport={"width": 1400, "height": 1000})).new_page()
         await teacher.goto(url)
         await drawn(teacher, PAGES[0][0])
-        await teacher.get_by_role("button", name="Run the full demo").click()
-        await teacher.locator(".st-key-job-status").wait_for(timeout=60_000)
-        job_before = await teacher.locator(".st-key-job-status").inner_text()
+        job_before = "no job (--no-job)"
+        if job:
+            await teacher.get_by_role("button", name="Run the full demo").click()
+            await teacher.locator(".st-key-job-status").wait_for(timeout=60_000)
+            job_before = await teacher.locator(".st-key-job-status").inner_text()
         times: list = []
         started = time.time()
-        tasks = [asyncio.create_task(student(browser, url, i, rounds, times)) for i in range(sessions)]
+        tasks = [asyncio.create_task(student(browser, url, i, rounds, think, times)) for i in range(sessions)]
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
@@ -151,24 +163,30 @@ def spread(seconds: list) -> dict:
 
 
 def summary(times: list) -> dict:
-    """Answer times of the pages drawn (per page and over all); pages not drawn in time are counted apart."""
-    drawn_ = [t for t in times if "error" not in t]
+    """Answer times of the pages drawn after a click (per page and over all), the first loads apart;
+    pages not drawn in time are counted apart."""
+    clicks = [t for t in times if t["page"] != "first load"]
+    drawn_ = [t for t in clicks if "error" not in t]
     per_page = {script: {**spread([t["seconds"] for t in drawn_ if t["page"] == script]),
-                         "failed": sum(1 for t in times if t["page"] == script and "error" in t)}
+                         "failed": sum(1 for t in clicks if t["page"] == script and "error" in t)}
                 for script, _, _ in PAGES}
+    first = [t for t in times if t["page"] == "first load"]
     every = spread([t["seconds"] for t in drawn_])
-    failed = len(times) - len(drawn_)
-    return {"per_page": per_page, "median": every["median"], "p95": every["p95"], "max": every["max"],
-            "answers": every["n"], "failed": failed,
-            "all_under_2s": bool(drawn_) and not failed and every["max"] < 2.0}
+    failed = len(clicks) - len(drawn_)
+    return {"per_page": per_page, "first_load": {**spread([t["seconds"] for t in first if "error" not in t]),
+                                                 "failed": sum(1 for t in first if "error" in t)},
+            "median": every["median"], "p95": every["p95"], "max": every["max"], "answers": every["n"],
+            "failed": failed, "all_under_2s": bool(drawn_) and not failed and every["max"] < 2.0}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="times each session opens every page")
+    parser.add_argument("--think", type=float, default=3.0, help="seconds a student reads a page before the next click")
     parser.add_argument("--runs", type=Path, default=None, help="runs folder to serve (copied); default: a small new run")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole measurement")
+    parser.add_argument("--no-job", dest="job", action="store_false", help="measure without the demo running")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write docs/results/sessions.json")
     args = parser.parse_args()
     if not 1 <= args.sessions <= 20:
@@ -181,14 +199,14 @@ def main():
         small_run(runs)
     proc, url = start_server(runs, cache, work / "streamlit.log")
     try:
-        result = asyncio.run(measure(url, args.sessions, args.rounds, args.timeout))
+        result = asyncio.run(measure(url, args.sessions, args.rounds, args.think, args.timeout, args.job))
     finally:
         proc.terminate()
         proc.wait(30)
         log = (work / "streamlit.log").read_text(errors="replace").splitlines()[-20:]
         shutil.rmtree(work, ignore_errors=True)
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
-    record = {"sessions": args.sessions, "rounds": args.rounds, "pages": [p for p, _, _ in PAGES],
+    record = {"sessions": args.sessions, "rounds": args.rounds, "think_seconds": args.think, "pages": [p for p, _, _ in PAGES],
               "command": "python " + " ".join(["bench/sessions.py", *sys.argv[1:]]), "machine": machine(),
               "browser": chromium, **summary(result["times"]), "wall_seconds": result["wall_seconds"],
               "timeout": args.timeout, "timed_out": result["timed_out"],
