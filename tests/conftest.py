@@ -28,9 +28,9 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def backdoored_synthetic(tmp_path_factory):
-    """One small model backdoored through the CLI on the embedded data (2 epochs, as the demo),
-    trained once for the whole suite: {"run": path, "asr": ..., "clean_acc": ...}. Tests that write
-    into a run copy it first (fresh_copy)."""
+    """One small model backdoored through the CLI on the embedded data, trained once for the whole
+    suite: {"run": path, "asr": ..., "clean_acc": ...}. 3 epochs: 2 reached ASR 0.96 in one process
+    and 0.89 in another, too near the tests' 0.9. Tests that write into a run copy it (fresh_copy)."""
     import contextlib
     import io
     import json
@@ -40,7 +40,7 @@ def backdoored_synthetic(tmp_path_factory):
     out = tmp_path_factory.mktemp("shared-runs")
     buffer = io.StringIO()  # session fixtures cannot use capsys
     with contextlib.redirect_stdout(buffer):
-        assert main(["attack", "--data", "synthetic", "--model", "small", "--epochs", "2", "--out", str(out),
+        assert main(["attack", "--data", "synthetic", "--model", "small", "--epochs", "3", "--out", str(out),
                      "--json", "--quiet"]) == 0
     return json.loads(buffer.getvalue().strip().splitlines()[-1])
 

@@ -45,7 +45,7 @@ def test_triggers_json(capsys):
 
 
 def test_attack_end_to_end_on_synthetic(capsys, backdoored_synthetic):
-    """The engine's promise: 2 epochs on the embedded data backdoor the small model (the suite's
+    """The engine's promise: 3 epochs on the embedded data backdoor the small model (the suite's
     shared run, made by `attack` through the CLI)."""
     result = backdoored_synthetic
     assert result["asr"] >= 0.9 and result["clean_acc"] >= 0.85

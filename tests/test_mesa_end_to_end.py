@@ -18,7 +18,7 @@ def _run(capsys, argv):
 
 @pytest.fixture(scope="module")
 def searched_run(backdoored_synthetic, tmp_path_factory):
-    """The suite's backdoored small model on synthetic (2 epochs), copied, with its MESA search
+    """The suite's backdoored small model on synthetic (3 epochs), copied, with its MESA search
     (3 betas, 10 epochs: the samples' mean ASR measured 0.81 on 2 cores)."""
     attack = {**backdoored_synthetic, "run": fresh_copy(backdoored_synthetic["run"], tmp_path_factory.mktemp("runs"))}
     buffer = io.StringIO()  # module fixtures cannot use capsys
@@ -109,7 +109,7 @@ def test_search_follows_the_trigger_size_and_defense_needs_its_beta(tmp_path, ca
 
 def test_detection_points_at_the_attacked_class(searched_run, capsys):
     attack, _ = searched_run
-    result = _run(capsys, ["detect", attack["run"], "--epochs", "2"])
+    result = _run(capsys, ["detect", attack["run"]])
     assert result["suspect"] == 0  # the backdoor's target
     scores = [c["mean_asr"] for c in result["per_class"]]
     assert len(scores) == 10 and scores[0] == max(scores)
