@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from mesa import atomic, presets  # noqa: E402
-from mesa.jobs import pipeline_work  # noqa: E402
+from mesa.job_works import pipeline_work  # noqa: E402
 
 RESULT = Path(__file__).resolve().parents[1] / "docs" / "results" / "demo_cpu.json"
 DEMO = "CPU classroom demo"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
 from mesa import artifacts, atomic  # noqa: E402
-from mesa.jobs import cached_data  # noqa: E402
+from mesa.data import cached_data  # noqa: E402
 from mesa.models import build_model  # noqa: E402
 from mesa.probe import ask, open_probe  # noqa: E402
 from mesa.runs import read_json, save_run  # noqa: E402

@@ -46,7 +46,7 @@ def small_run(runs: Path) -> None:
     from mesa.attack import AttackConfig, run_attack
     from mesa.baseline import BaselineConfig
     from mesa.defense import DefenseConfig
-    from mesa.jobs import cached_data
+    from mesa.data import cached_data
     from mesa.search import SearchConfig
 
     d = cached_data("synthetic")

@@ -163,7 +163,7 @@ def cmd_demo(args):
     from dataclasses import replace
 
     from . import presets
-    from .jobs import pipeline_work
+    from .job_works import pipeline_work
     from .ready_runs import make_ready_run
 
     bar = progress_bar(not args.quiet)

@@ -4,6 +4,7 @@ Sources: `synthetic` and `synthetic100` (embedded, 10 or 100 classes; `:N` for N
 N/5 test images, default 10000), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
 (an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached).
 """
+import functools
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -199,6 +200,13 @@ def load_data(spec: str) -> ImageData:
     if spec.startswith("folder:") and len(spec) > len("folder:"):
         return load_folder(spec[len("folder:"):])
     raise MesaError(f"unknown data source {spec!r}: use synthetic, synthetic100, cifar10, cifar100 or folder:PATH")
+
+
+@functools.lru_cache(maxsize=2)
+def cached_data(spec: str) -> ImageData:
+    """A data set loaded once per process (synthetic takes ~10 s to draw, CIFAR to decode), however many
+    jobs, cases or page runs read it; read-only."""
+    return load_data(spec)
 
 
 def defense_split(images: torch.Tensor, labels: torch.Tensor, fraction: float = 0.8, seed: int = 0):

@@ -3,12 +3,14 @@ defense, ...) outlive a page rerun, a reload or a second browser tab, and never 
 (two trainings sharing 2 CPU cores would both crawl): each job also takes the machine's turn
 (mesa/machine_lock.py), so a CLI command and the app wait for each other. Each status change is
 recorded in the runs folder (mesa/job_history.py): a restarted server lists its past jobs, and a
-job its death cut short as interrupted. No Streamlit here: the app only reads jobs.
+job its death cut short as interrupted. The app's queue runs each job in a child process
+(mesa/job_worker.py), so training never competes with the pages for the server's interpreter lock.
+No Streamlit here: the app only reads jobs.
 
-A job is a function `work(on_progress, should_stop) -> result`; the queue records its status,
-its last progress events, the latest image snapshot, its result or its error message.
+A job is a function `work(on_progress, should_stop) -> result` (for the child process, a picklable one:
+mesa/job_works.py); the queue records its status, its last progress events, the latest image
+snapshot, its result or its error message.
 """
-import functools
 import itertools
 import threading
 import time
@@ -18,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import job_history, stages
-from .attack import run_attack
-from .data import load_data
+from . import job_history
 from .errors import MesaError
+from .job_worker import Worker, WorkerCrash
 from .machine_lock import machine_turn
 from .progress import Progress
-from .runs import read_json
 
 QUEUED, WAITING, RUNNING = "queued", "waiting", "running"  # waiting: for another process's job
 DONE, FAILED, CANCELLED, INTERRUPTED = "done", "failed", "cancelled", job_history.INTERRUPTED
@@ -94,10 +94,11 @@ class Job:
 
 
 class JobQueue:
-    """FIFO of jobs run one at a time by a daemon worker thread started on the first submit; the
-    jobs recorded in `history` (default: the runs folder's) are listed from the start."""
+    """FIFO of jobs run one at a time by a daemon worker thread started on the first submit, in that
+    thread or (child_process) in the job process; the jobs recorded in `history` (default: the runs
+    folder's) are listed from the start."""
 
-    def __init__(self, keep: int = 50, history: Path | None = None):
+    def __init__(self, keep: int = 50, history: Path | None = None, child_process: bool = False):
         self._history = history or job_history.folder()
         self._jobs: list[Job] = [Job.restored(r) for r in job_history.restore(self._history, {QUEUED, WAITING, RUNNING})]
         self._pending: deque[Job] = deque()
@@ -105,6 +106,7 @@ class JobQueue:
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._keep = keep
+        self._process = Worker() if child_process else None
 
     def submit(self, kind: str, label: str, work: Work, run_path=None) -> Job:
         with self._lock:
@@ -183,10 +185,15 @@ class JobQueue:
             with machine_turn(f"MESA Lab app: {job.label}", wait, job.should_stop):
                 job.status, job.started, job.waiting_for = RUNNING, time.time(), ""
                 self._save(job)
-                job.result = job.work(on_progress, job.should_stop)
+                if self._process is None:
+                    job.result = job.work(on_progress, job.should_stop)
+                else:
+                    job.result = self._process.run(job.work, on_progress, job.should_stop)
             job.status = CANCELLED if job.should_stop() else DONE
         except MesaError as e:
             job.error, job.status = str(e), CANCELLED if job.should_stop() else FAILED
+        except WorkerCrash as e:  # the child's own report, its traceback included
+            job.error, job.status = str(e), FAILED
         except Exception as e:  # a bug or an out-of-memory: keep the worker alive, show the cause
             job.error = f"{type(e).__name__}: {e}\n\n{traceback.format_exc(limit=-3)}"
             job.status = FAILED
@@ -200,64 +207,11 @@ _QUEUE_LOCK = threading.Lock()
 
 
 def job_queue() -> JobQueue:
-    """The process-wide queue every session shares, made on first use (so it reads the runs folder
-    that $MESA_RUNS names by then)."""
+    """The process-wide queue every session shares, its jobs run in the job process; made on first use
+    (so it reads the runs folder that $MESA_RUNS names by then)."""
     global _QUEUE
     with _QUEUE_LOCK:
         if _QUEUE is None:
-            _QUEUE = JobQueue()
+            _QUEUE = JobQueue(child_process=True)
         return _QUEUE
 
-
-@functools.lru_cache(maxsize=2)
-def cached_data(spec: str):
-    """Data sets loaded once per process (synthetic takes ~10 s to draw, CIFAR to decode); read-only."""
-    return load_data(spec)
-
-
-def open_cached(run_path):
-    """A stage Workspace on a run, its data from the process cache."""
-    config = read_json(Path(run_path) / "config.json", "run config")
-    return stages.open_run(run_path, data=cached_data(config["data"]))
-
-
-def attack_work(cfg) -> Work:
-    """Train a backdoored run (`cfg` an AttackConfig); the result is {"run": path, "metrics": ...}."""
-    def work(on_progress, should_stop):
-        path, metrics = run_attack(cfg, on_progress, should_stop, data=cached_data(cfg.data))
-        return {"run": str(path), "metrics": metrics}
-    return work
-
-
-def stage_work(run_path, stage: str, cfg, **options) -> Work:
-    """One engine stage ("search", "baseline", "defense", "detection") on a saved run."""
-    run_stage = {"search": stages.run_search, "baseline": stages.run_baseline,
-                 "defense": stages.run_defense, "detection": stages.run_detection}[stage]
-
-    def work(on_progress, should_stop):
-        ws = open_cached(run_path)
-        return run_stage(ws, cfg, on_progress=on_progress, should_stop=should_stop, **options)
-    return work
-
-
-def pipeline_work(attack_cfg, search_cfg, defense_cfgs, baseline_cfg=None, census_cfg=None, samples: int = 64) -> Work:
-    """The full demo: attack, then MESA search (`samples` triggers per beta measured), the pixel-SGD
-    baseline (when configured), then each defense with the census of what it leaves open, on the
-    new run; stops between stages."""
-
-    def work(on_progress, should_stop):
-        path, metrics = run_attack(attack_cfg, on_progress, should_stop, data=cached_data(attack_cfg.data))
-        out = {"run": str(path), "metrics": metrics, "defenses": []}
-        if should_stop():
-            return out
-        ws = open_cached(path)
-        out["search"] = stages.run_search(ws, search_cfg, num_samples=samples, on_progress=on_progress,
-                                          should_stop=should_stop)
-        if baseline_cfg is not None and not should_stop():
-            out["baseline"] = stages.run_baseline(ws, baseline_cfg, on_progress, should_stop)
-        for cfg in defense_cfgs:
-            if should_stop():
-                break
-            out["defenses"].append(stages.run_defense(ws, cfg, on_progress, should_stop, census=census_cfg))
-        return out
-    return work

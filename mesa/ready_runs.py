@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import presets
-from .jobs import pipeline_work
+from .job_works import pipeline_work
 from .progress import ProgressFn, ignore
 from .runs import RUN_KIND, read_json, runs_root
 

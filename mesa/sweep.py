@@ -19,7 +19,7 @@ from . import atomic
 from .attack import AttackConfig, run_attack
 from .baseline import BaselineConfig
 from .census import CensusConfig, summarize
-from .data import load_data
+from .data import cached_data
 from .defense import DefenseConfig, parse_method
 from .metrics import attack_success_rate, evaluate
 from .runs import load_run
@@ -31,12 +31,6 @@ from .triggers import parse_trigger
 
 def digest(key: dict) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-
-
-@functools.lru_cache(maxsize=2)
-def cached_data(spec: str):
-    """Each process loads a data set once, however many cases it runs."""
-    return load_data(spec)
 
 
 class Log:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from mesa.artifacts import load_defenses, method_file
 from mesa.census import FAMILIES, CensusConfig
-from mesa.census_job import census_work
+from mesa.job_works import census_work
 from mesa.probe import BACKDOORED, ask, kept_defenses
 from mesa.triggers import parse_trigger
 from ui.census_view import census_figure, censuses, counts, default_tags, label, probe_of

@@ -6,7 +6,7 @@ import streamlit as st
 
 from mesa.artifacts import load_defenses
 from mesa.defense import DefenseConfig
-from mesa.jobs import stage_work
+from mesa.job_works import stage_work
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        search_results, submit)
 from ui.census_view import floor_of, mark_floor, residual, residual_chart

@@ -7,7 +7,7 @@ import streamlit as st
 from mesa.baseline import BaselineConfig
 from mesa.detection import DetectionConfig
 from mesa.artifacts import load_detection
-from mesa.jobs import stage_work
+from mesa.job_works import stage_work
 from mesa.search import SearchConfig
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        mosaic, run, search_results, submit)

@@ -10,7 +10,7 @@ from mesa import presets
 from mesa.attack import AttackConfig
 from mesa.errors import MesaError
 from mesa.imports import MAX_UPLOAD_BYTES, ImportConfig, import_upload
-from mesa.jobs import attack_work
+from mesa.job_works import attack_work
 from mesa.metrics import predict
 from mesa.model_files import FORMATS
 from mesa.models import ARCHITECTURES

@@ -5,7 +5,8 @@ import streamlit as st
 
 from mesa import presets
 from mesa.data import cache_root
-from mesa.jobs import job_queue, pipeline_work
+from mesa.job_works import pipeline_work
+from mesa.jobs import job_queue
 from mesa.runs import list_runs, runs_root
 from ui.common import events_frame, job_panel, metric_charts, mosaic, submit
 from ui.entry import through_app

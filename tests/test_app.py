@@ -16,7 +16,9 @@ from mesa.attack import AttackConfig, run_attack
 from mesa.baseline import BaselineConfig
 from mesa.census import CensusConfig
 from mesa.defense import DefenseConfig
-from mesa.jobs import CANCELLED, DONE, FAILED, JobQueue, attack_work, cached_data, stage_work
+from mesa.data import cached_data
+from mesa.job_works import attack_work, stage_work
+from mesa.jobs import CANCELLED, DONE, FAILED, JobQueue
 from mesa.progress import Progress
 from mesa.search import SearchConfig
 
@@ -137,13 +139,18 @@ def test_job_queue_runs_jobs_in_order_and_reports_failures():
     assert q.active() == [] and q.latest("count") is dropped
 
 
-def test_a_stage_job_runs_end_to_end_on_a_saved_run(with_run):
-    q = JobQueue()
-    job = q.wait(q.submit("baseline", "baseline", stage_work(with_run, "baseline", BaselineConfig(restarts=2, steps=3)),
-                          run_path=with_run), 300)
+def test_the_apps_queue_runs_stage_jobs_in_a_child_process(with_run):
+    q = JobQueue(child_process=True)  # as job_queue() makes it for the app
+    job = q.submit("baseline", "baseline", stage_work(with_run, "baseline", BaselineConfig(restarts=2, steps=3)),
+                   run_path=with_run)
+    failing = q.submit("attack", "bad target", attack_work(AttackConfig(epochs=1, target=99)))
+    closure = q.submit("count", "a closure", lambda on_progress, should_stop: None)
+    q.wait(closure, 300)
     assert job.status == DONE, job.error
     assert job.result["restarts"] == 2 and job.events[-1]["stage"] == "baseline pixel-sgd"
     assert len(artifacts.load_baseline(with_run)["triggers"]) == 2
+    assert failing.status == FAILED and "out of range" in failing.error  # the child's MesaError, as one
+    assert closure.status == FAILED and "cannot be sent to the job process" in closure.error
 
 
 def test_a_failed_job_shows_its_error_on_its_page(fresh_queue):

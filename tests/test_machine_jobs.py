@@ -91,38 +91,59 @@ def test_finished_jobs_are_listed_after_a_restart():
     assert again.submit("count", "next", counting).id == done.id + 1
 
 
-SERVER = """
+WORK = """
+import os
 import time
 from mesa import atomic
-from mesa.jobs import JobQueue
 from mesa.progress import Progress
 
-def work(on_progress, should_stop):
+def work(run, on_progress, should_stop):
     on_progress(Progress("train", 2, 10))
-    atomic.write_json(r"{run}/metrics.json", {{"asr": 1.0}})
-    open(r"{run}/.model.pt.abcd1234.tmp", "w").write("half a model")  # an atomic write cut short
-    print("working", flush=True)
-    time.sleep(600)
+    atomic.write_json(run + "/metrics.json", {"asr": 1.0})
+    open(run + "/.model.pt.abcd1234.tmp", "w").write("half a model")  # an atomic write cut short
+    print(os.getpid(), flush=True)
+    while True:
+        time.sleep(0.1)
+"""
+SERVER = """
+import sys, time
+from functools import partial
+sys.path.insert(0, r"{helpers}")
+from cut_short import work
+from mesa.jobs import JobQueue
 
-JobQueue().submit("attack", "attack to be cut short", work, r"{run}")
+JobQueue(child_process=True).submit("attack", "attack to be cut short", partial(work, r"{run}"), r"{run}")
 time.sleep(600)
 """
 
 
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def test_a_job_cut_short_by_a_server_restart_shows_as_interrupted_and_its_run_is_clean(tmp_path):
+    """The server runs its job in the job process, as the app does; killing the server kills the job."""
+    (tmp_path / "cut_short.py").write_text(WORK)
     run = runs_root() / "a-run"
     run.mkdir(parents=True)
     (run / "config.json").write_text("{}")
     stale = runs_root() / ".half-run.abcd1234"  # save_run's temporary folder, left by an earlier crash
     stale.mkdir()
     os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(run=run)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert server.stdout.readline().strip() == "working"
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(run=run, helpers=tmp_path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    worker = int(server.stdout.readline())  # the job process writes its pid once it is working
+    assert worker != server.pid
+    wait_until(lambda: job_history.restore(job_history.folder(), set())[0].get("stage") == "train")
     (record,) = job_history.restore(job_history.folder(), set())
     assert record["status"] == RUNNING and record["pid"] == server.pid
     assert JobQueue().jobs() == []  # a live server's unfinished job is that server's to show
     server.send_signal(signal.SIGKILL)
     server.wait(30)
+    wait_until(lambda: gone(worker), 10)  # the job process died with its server
 
     (job,) = JobQueue().jobs()
     assert job.status == INTERRUPTED and job.done and "run it again" in job.error

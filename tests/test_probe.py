@@ -3,7 +3,7 @@ hand-made models whose answers are known exactly, and on a saved run with a save
 import pytest
 import torch
 
-from mesa import artifacts, census_job, stages
+from mesa import artifacts, job_works, stages
 from mesa.census import CensusConfig
 from mesa.data import ImageData
 from mesa.errors import MesaError
@@ -69,13 +69,13 @@ def test_open_probe_loads_every_kept_defense_and_images_outside_the_target(tmp_p
 
 def test_census_job_takes_the_missing_censuses(tmp_path, monkeypatch):
     path, data = fake_run(tmp_path)
-    monkeypatch.setattr(census_job, "open_cached", lambda p: stages.open_run(p, "cpu", data))
+    monkeypatch.setattr(job_works, "open_cached", lambda p: stages.open_run(p, "cpu", data))
     events = []
-    result = census_job.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
+    result = job_works.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
     assert [c["tag"] for c in result["censuses"]] == ["before", "defense-ensemble"]
     assert artifacts.list_censuses(path) == ["before", "defense-ensemble"]
     assert events[-1].step == events[-1].total == 2
-    again = census_job.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
+    again = job_works.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
     assert [c["tag"] for c in again["censuses"]] == ["before"]  # the saved one is reused, nothing redone
 
 

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from mesa import artifacts, presets
-from mesa.jobs import FAILED, INTERRUPTED, cached_data, job_queue
+from mesa.data import cached_data
+from mesa.jobs import FAILED, INTERRUPTED, job_queue
 from mesa.runs import list_runs, load_run
 
 RUN_KEY = "run_path"
