@@ -32,9 +32,10 @@ def _die_with_parent() -> None:
             pass
 
 
-def _serve(tasks, events, stop, parent: int) -> None:
+def _serve(tasks, events, stop, parent: int, nice: int) -> None:
     """The child's loop: unpickle a work, run it, report back; None ends the loop."""
     _die_with_parent()
+    os.nice(nice)
     while (payload := tasks.get()) is not None:
         def on_progress(p):
             if os.getppid() != parent:  # orphaned where the kernel could not be asked to kill us
@@ -53,12 +54,13 @@ class Worker:
     """One child process, started on the first job and restarted if it dies; jobs run one at a time
     (the queue's worker thread is the only caller)."""
 
-    def __init__(self):
+    def __init__(self, nice: int = 0):
         self._process = None
+        self._nice = nice  # the pages come first: the job takes the cores they leave
 
     def _start(self) -> None:
         self._tasks, self._events, self._stop = _SPAWN.Queue(), _SPAWN.Queue(), _SPAWN.Event()
-        self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid()),
+        self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid(), self._nice),
                                        name="mesa-job-worker", daemon=True)
         self._process.start()
 
