@@ -24,6 +24,13 @@ class WorkerCrash(Exception):
     """The work raised something other than a MesaError in the child; the message holds its traceback."""
 
 
+def job_threads() -> int:
+    """Torch threads of the job process: $MESA_JOB_THREADS, else all cores but one, which is left to
+    the pages (on 2 cores, ten sessions clicked with a median of 5.7 s instead of 7.9 s while the demo
+    ran, and the demo got further: docs/RESULTS.md)."""
+    return int(os.environ.get("MESA_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))
+
+
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         try:
@@ -32,10 +39,11 @@ def _die_with_parent() -> None:
             pass
 
 
-def _serve(tasks, events, stop, parent: int, nice: int) -> None:
+def _serve(tasks, events, stop, parent: int, threads: int) -> None:
     """The child's loop: unpickle a work, run it, report back; None ends the loop."""
     _die_with_parent()
-    os.nice(nice)
+    import torch
+    torch.set_num_threads(threads)
     while (payload := tasks.get()) is not None:
         def on_progress(p):
             if os.getppid() != parent:  # orphaned where the kernel could not be asked to kill us
@@ -54,13 +62,13 @@ class Worker:
     """One child process, started on the first job and restarted if it dies; jobs run one at a time
     (the queue's worker thread is the only caller)."""
 
-    def __init__(self, nice: int = 0):
+    def __init__(self, threads: int | None = None):
         self._process = None
-        self._nice = nice  # the pages come first: the job takes the cores they leave
+        self._threads = threads or job_threads()
 
     def _start(self) -> None:
         self._tasks, self._events, self._stop = _SPAWN.Queue(), _SPAWN.Queue(), _SPAWN.Event()
-        self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid(), self._nice),
+        self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid(), self._threads),
                                        name="mesa-job-worker", daemon=True)
         self._process.start()
 
