@@ -1,5 +1,5 @@
 """MESA Lab, the app: `streamlit run app.py`. Thin views over the `mesa` engine; long stages run
-as background jobs (mesa/jobs.py) that pages poll, so reloads and other tabs see them.
+as background jobs (mesa/lab/jobs.py) that pages poll, so reloads and other tabs see them.
 
 Page scripts live in pages/ (one file per page, its URL the file name: /model, /mesa_search, ...);
 what they share lives in ui/. st.navigation lists exactly the pages below; a deep link such as
@@ -7,7 +7,7 @@ what they share lives in ui/. st.navigation lists exactly the pages below; a dee
 import streamlit as st
 
 from mesa.errors import MesaError
-from mesa.ready_runs import install_ready_runs
+from mesa.lab.ready_runs import install_ready_runs
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
@@ -30,7 +30,7 @@ PAGES = [
 @st.cache_resource
 def install_ready() -> list:
     """Once per server: copy the ready runs shipped in assets/runs into the runs folder, so every
-    page has something to show at once (mesa/ready_runs.py)."""
+    page has something to show at once (mesa/lab/ready_runs.py)."""
     return install_ready_runs()
 
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from mesa import atomic  # noqa: E402
-from mesa.census import CensusConfig, take_census  # noqa: E402
+from mesa.method.census import CensusConfig, take_census  # noqa: E402
 from mesa.data import load_data  # noqa: E402
 from mesa.device import resolve_device  # noqa: E402
 from mesa.models import build_model  # noqa: E402

@@ -24,7 +24,7 @@ from common import machine  # noqa: E402
 from mesa import atomic  # noqa: E402
 from mesa.device import resolve_device  # noqa: E402
 from mesa.models import build_model  # noqa: E402
-from mesa.search import SearchConfig, freeze, train_generator, unfreeze  # noqa: E402
+from mesa.method.search import SearchConfig, freeze, train_generator, unfreeze  # noqa: E402
 
 RESULT = Path(__file__).resolve().parents[1] / "docs" / "results" / "search_speed.json"
 

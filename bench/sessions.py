@@ -42,12 +42,12 @@ def small_run(runs: Path) -> None:
     """A 1-epoch synthetic run with a MESA search, a baseline and a defense, so every page has content."""
     import dataclasses
 
-    from mesa import stages
-    from mesa.attack import AttackConfig, run_attack
-    from mesa.baseline import BaselineConfig
-    from mesa.defense import DefenseConfig
+    from mesa.lab import stages
+    from mesa.method.attack import AttackConfig, run_attack
+    from mesa.method.baseline import BaselineConfig
+    from mesa.method.defense import DefenseConfig
     from mesa.data import cached_data
-    from mesa.search import SearchConfig
+    from mesa.method.search import SearchConfig
 
     d = cached_data("synthetic")
     d = dataclasses.replace(d, train_images=d.train_images[:2048], train_labels=d.train_labels[:2048],

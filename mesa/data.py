@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import atomic
-from .errors import MesaError
-from .synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
+from mesa import atomic
+from mesa.errors import MesaError
+from mesa.synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 

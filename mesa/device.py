@@ -1,7 +1,7 @@
 """Pick the compute device once, from a user's `auto|cpu|cuda` choice."""
 import torch
 
-from .errors import MesaError
+from mesa.errors import MesaError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

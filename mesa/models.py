@@ -2,8 +2,8 @@
 import torch
 from torch import nn
 
-from .architectures import IMPORTED_ARCHITECTURES
-from .errors import MesaError
+from mesa.architectures import IMPORTED_ARCHITECTURES
+from mesa.errors import MesaError
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:

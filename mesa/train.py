@@ -10,8 +10,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import MesaError
-from .progress import Progress, ProgressFn, ignore
+from mesa.errors import MesaError
+from mesa.progress import Progress, ProgressFn, ignore
 
 
 @dataclass

@@ -4,11 +4,11 @@ the planted trigger. Hover a pattern for its ASR; click it for its ASR everywher
 import pandas as pd
 import streamlit as st
 
-from mesa.artifacts import load_defenses, method_file
-from mesa.census import FAMILIES, CensusConfig
-from mesa.job_works import census_work
-from mesa.probe import BACKDOORED, ask, kept_defenses
-from mesa.triggers import parse_trigger
+from mesa.lab.artifacts import load_defenses, method_file
+from mesa.method.census import FAMILIES, CensusConfig
+from mesa.lab.job_works import census_work
+from mesa.lab.probe import BACKDOORED, ask, kept_defenses
+from mesa.method.triggers import parse_trigger
 from ui.census_view import census_figure, censuses, counts, default_tags, label, probe_of
 from ui.common import active_run, image_grid, job_panel, run, submit, trigger_image
 from ui.entry import through_app

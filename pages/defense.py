@@ -4,9 +4,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mesa.artifacts import load_defenses
-from mesa.defense import DefenseConfig
-from mesa.job_works import stage_work
+from mesa.lab.artifacts import load_defenses
+from mesa.method.defense import DefenseConfig
+from mesa.lab.job_works import stage_work
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        search_results, submit)
 from ui.census_view import floor_of, mark_floor, residual, residual_chart

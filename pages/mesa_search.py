@@ -4,11 +4,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mesa.baseline import BaselineConfig
-from mesa.detection import DetectionConfig
-from mesa.artifacts import load_detection
-from mesa.job_works import stage_work
-from mesa.search import SearchConfig
+from mesa.method.baseline import BaselineConfig
+from mesa.method.detection import DetectionConfig
+from mesa.lab.artifacts import load_detection
+from mesa.lab.job_works import stage_work
+from mesa.method.search import SearchConfig
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
                        mosaic, run, search_results, submit)
 from ui.entry import through_app

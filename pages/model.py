@@ -6,15 +6,15 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from mesa import presets
-from mesa.attack import AttackConfig
+from mesa.lab import presets
+from mesa.method.attack import AttackConfig
 from mesa.errors import MesaError
-from mesa.imports import MAX_UPLOAD_BYTES, ImportConfig, import_upload
-from mesa.job_works import attack_work
-from mesa.metrics import predict
-from mesa.model_files import FORMATS
+from mesa.lab.imports import MAX_UPLOAD_BYTES, ImportConfig, import_upload
+from mesa.lab.job_works import attack_work
+from mesa.method.metrics import predict
+from mesa.lab.model_files import FORMATS
 from mesa.models import ARCHITECTURES
-from mesa.triggers import parse_trigger, stamp
+from mesa.method.triggers import parse_trigger, stamp
 from ui.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
                        run, select_run, submit, trigger_image)
 from ui.entry import through_app

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from mesa import presets
+from mesa.lab import presets
 from mesa.data import cache_root
-from mesa.job_works import pipeline_work
-from mesa.jobs import job_queue
-from mesa.runs import list_runs, runs_root
+from mesa.lab.job_works import pipeline_work
+from mesa.lab.jobs import job_queue
+from mesa.lab.runs import list_runs, runs_root
 from ui.common import events_frame, job_panel, metric_charts, mosaic, submit
 from ui.entry import through_app
 

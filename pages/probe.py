@@ -9,10 +9,10 @@ import plotly.express as px
 import streamlit as st
 import torch
 
-from mesa import artifacts
-from mesa.probe import BACKDOORED, ask
-from mesa.projection import pca_projector
-from mesa.triggers import canonical_patterns, parse_trigger
+from mesa.lab import artifacts
+from mesa.lab.probe import BACKDOORED, ask
+from mesa.lab.projection import pca_projector
+from mesa.method.triggers import canonical_patterns, parse_trigger
 from ui.census_view import census_trace, censuses, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources
 from ui.entry import through_app

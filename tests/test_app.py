@@ -11,16 +11,16 @@ import pytest
 import torch
 
 import app as app_module
-from mesa import artifacts, jobs, presets, stages
-from mesa.attack import AttackConfig, run_attack
-from mesa.baseline import BaselineConfig
-from mesa.census import CensusConfig
-from mesa.defense import DefenseConfig
+from mesa.lab import artifacts, jobs, presets, stages
+from mesa.method.attack import AttackConfig, run_attack
+from mesa.method.baseline import BaselineConfig
+from mesa.method.census import CensusConfig
+from mesa.method.defense import DefenseConfig
 from mesa.data import cached_data
-from mesa.job_works import attack_work, stage_work
-from mesa.jobs import CANCELLED, DONE, FAILED, JobQueue
+from mesa.lab.job_works import attack_work, stage_work
+from mesa.lab.jobs import CANCELLED, DONE, FAILED, JobQueue
 from mesa.progress import Progress
-from mesa.search import SearchConfig
+from mesa.method.search import SearchConfig
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,7 +242,7 @@ def test_a_running_job_shows_at_the_top_of_every_page_and_can_be_cancelled(fresh
 
 
 def test_a_job_interrupted_by_a_restart_is_shown_as_such(monkeypatch):
-    from mesa import job_history
+    from mesa.lab import job_history
 
     job_history.save(job_history.folder(), {"id": 4, "kind": "attack", "label": "attack before the restart",
                                             "run_path": None, "status": "running", "stage": "train", "step": 5, "total": 10})

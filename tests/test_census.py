@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mesa.census import CensusConfig, class_rates, closure, family_triggers, summarize, take_census
+from mesa.method.census import CensusConfig, class_rates, closure, family_triggers, summarize, take_census
 from mesa.errors import MesaError
-from mesa.triggers import binary_trigger, parse_trigger
+from mesa.method.triggers import binary_trigger, parse_trigger
 
 
 class WhiteCounter(nn.Module):

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mesa import artifacts
+from mesa.lab import artifacts
 from mesa.architectures import PreActResNet18
-from mesa.cli import main
+from mesa.lab.cli import main
 from mesa.data import load_data
-from mesa.metrics import predict
-from mesa.runs import load_run
-from mesa.triggers import binary_trigger, stamp
+from mesa.method.metrics import predict
+from mesa.lab.runs import load_run
+from mesa.method.triggers import binary_trigger, stamp
 
 DATA = "synthetic:4000"  # 800 test images: 640 to model triggers on, 160 held out
 
@@ -142,7 +142,7 @@ def test_every_page_renders_an_imported_run(imported, monkeypatch):
     fresh from import (target unknown, nothing run yet) too."""
     testing = pytest.importorskip("streamlit.testing.v1")
     import app as app_module
-    from mesa import jobs
+    from mesa.lab import jobs
 
     monkeypatch.setattr(jobs, "_QUEUE", jobs.JobQueue())
     runs = Path(os.environ["MESA_RUNS"])
@@ -238,7 +238,7 @@ def test_bad_files_fail_in_one_line_and_write_nothing(attacked, tmp_path, capsys
 
 def test_an_upload_is_imported_or_refused_leaving_nothing(attacked, tmp_path):
     from mesa.errors import MesaError
-    from mesa.imports import ImportConfig, import_upload
+    from mesa.lab.imports import ImportConfig, import_upload
 
     cfg = ImportConfig(file="", data=DATA, arch="small", out=str(tmp_path / "runs"))
     path, metrics = import_upload(attacked["pth"].read_bytes(), "weights.pth", cfg)

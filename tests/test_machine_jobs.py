@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mesa import job_history, machine_lock
-from mesa.jobs import CANCELLED, DONE, INTERRUPTED, RUNNING, WAITING, JobQueue
+from mesa.lab import job_history, machine_lock
+from mesa.lab.jobs import CANCELLED, DONE, INTERRUPTED, RUNNING, WAITING, JobQueue
 from mesa.progress import Progress
-from mesa.runs import list_runs, runs_root
+from mesa.lab.runs import list_runs, runs_root
 
 ROOT = Path(__file__).resolve().parent.parent
-HOLD = ("import sys; from mesa.machine_lock import machine_turn\n"
+HOLD = ("import sys; from mesa.lab.machine_lock import machine_turn\n"
         "with machine_turn('holder test'):\n    print('held', flush=True); sys.stdin.readline()\n")
 
 
@@ -110,7 +110,7 @@ import sys, time
 from functools import partial
 sys.path.insert(0, r"{helpers}")
 from cut_short import work
-from mesa.jobs import JobQueue
+from mesa.lab.jobs import JobQueue
 
 JobQueue(child_process=True).submit("attack", "attack to be cut short", partial(work, r"{run}"), r"{run}")
 time.sleep(600)

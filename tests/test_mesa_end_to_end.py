@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mesa import artifacts
-from mesa.cli import main
+from mesa.lab import artifacts
+from mesa.lab.cli import main
 
 from .conftest import fresh_copy
 

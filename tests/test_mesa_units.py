@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from mesa.defense import DefenseConfig, parse_method
+from mesa.method.defense import DefenseConfig, parse_method
 from mesa.errors import MesaError
-from mesa.generator import StatisticsNetwork, TriggerGenerator, sample_noise
-from mesa.mine import MineTrainer, mine_lower_bound
-from mesa.search import SearchConfig, capped_target_probability, per_trigger_asr
+from mesa.method.generator import StatisticsNetwork, TriggerGenerator, sample_noise
+from mesa.method.mine import MineTrainer, mine_lower_bound
+from mesa.method.search import SearchConfig, capped_target_probability, per_trigger_asr
 from tests.test_metrics_models import WhitePatchDetector, _images
 
 
@@ -87,7 +87,7 @@ def test_config_validation():
 
 
 def test_projections_of_trigger_space():
-    from mesa.projection import project_triggers
+    from mesa.lab.projection import project_triggers
 
     triggers = torch.rand(40, 3, 3, 3)
     for method in ("PCA", "t-SNE"):

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from mesa.metrics import attack_success_rate, clean_accuracy
+from mesa.method.metrics import attack_success_rate, clean_accuracy
 from mesa.models import build_model
 
 

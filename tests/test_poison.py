@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mesa.errors import MesaError
-from mesa.poison import StampFraction, fixed_sampler, fraction_count
-from mesa.triggers import binary_trigger
+from mesa.method.poison import StampFraction, fixed_sampler, fraction_count
+from mesa.method.triggers import binary_trigger
 
 
 def test_fraction_count_is_exact_on_average():

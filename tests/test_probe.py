@@ -3,15 +3,15 @@ hand-made models whose answers are known exactly, and on a saved run with a save
 import pytest
 import torch
 
-from mesa import artifacts, job_works, stages
-from mesa.census import CensusConfig
+from mesa.lab import artifacts, job_works, stages
+from mesa.method.census import CensusConfig
 from mesa.data import ImageData
 from mesa.errors import MesaError
 from mesa.models import build_model
-from mesa.probe import BACKDOORED, Probe, ask, kept_defenses, open_probe
-from mesa.projection import pca_projector
-from mesa.runs import save_run
-from mesa.triggers import binary_trigger
+from mesa.lab.probe import BACKDOORED, Probe, ask, kept_defenses, open_probe
+from mesa.lab.projection import pca_projector
+from mesa.lab.runs import save_run
+from mesa.method.triggers import binary_trigger
 from tests.test_census import WhiteCounter
 
 

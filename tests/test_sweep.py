@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from mesa import artifacts
-from mesa.cli import main
-from mesa.detection import DetectionConfig, detect
-from mesa.stages import open_run
-from mesa.sweep_plan import SweepConfig, expand_triggers, plan_cases
-from mesa.sweep_run import run_sweep
+from mesa.lab import artifacts
+from mesa.lab.cli import main
+from mesa.method.detection import DetectionConfig, detect
+from mesa.lab.stages import open_run
+from mesa.lab.sweep_plan import SweepConfig, expand_triggers, plan_cases
+from mesa.lab.sweep_run import run_sweep
 
 # the smallest settings that run every stage: 500 training images (100 test), 1 epoch everywhere
 TINY = ["--data", "synthetic:500", "--base-epochs", "1", "--attack-epochs", "1", "--search-epochs", "1",

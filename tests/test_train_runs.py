@@ -5,9 +5,9 @@ import torch
 
 from mesa.errors import MesaError
 from mesa.models import build_model
-from mesa.runs import list_runs, load_run, save_run
+from mesa.lab.runs import list_runs, load_run, save_run
 from mesa.train import TrainConfig, augment, train_classifier
-from mesa.triggers import binary_trigger
+from mesa.method.triggers import binary_trigger
 
 
 def test_augment_keeps_shape_and_content():

@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from mesa.errors import MesaError
-from mesa.triggers import (binary_trigger, canonical_patterns, color_trigger, image_trigger, parse_trigger,
+from mesa.method.triggers import (binary_trigger, canonical_patterns, color_trigger, image_trigger, parse_trigger,
                            pattern_number, stamp)
 
 

@@ -13,10 +13,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from mesa import artifacts
-from mesa.census import OPEN, closure
+from mesa.lab import artifacts
+from mesa.method.census import OPEN, closure
 from mesa.errors import MesaError
-from mesa.probe import BACKDOORED, open_probe
+from mesa.lab.probe import BACKDOORED, open_probe
 from ui.common import data, mtime, run
 
 # ASR colour: grey when closed, orange at the open line (0.5), red when always open.

@@ -9,10 +9,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from mesa import artifacts, presets
+from mesa.lab import artifacts, presets
 from mesa.data import cached_data
-from mesa.jobs import FAILED, INTERRUPTED, job_queue
-from mesa.runs import list_runs, load_run
+from mesa.lab.jobs import FAILED, INTERRUPTED, job_queue
+from mesa.lab.runs import list_runs, load_run
 
 RUN_KEY = "run_path"
 

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 from mesa.errors import MesaError
-from mesa.triggers import parse_trigger, pattern_number
+from mesa.method.triggers import parse_trigger, pattern_number
 
 K, CELLS, BLACK, WHITE = 3, "probe-cells", "#000000", "#ffffff"
 HEX = re.compile(r"[0-9a-f]{6}")

@@ -9,9 +9,9 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from mesa import presets
+from mesa.lab import presets
 from mesa.errors import MesaError
-from mesa.runs import list_runs
+from mesa.lab.runs import list_runs
 from ui.common import active_run
 
 RUN, CONFIG = "run", "config"

@@ -5,8 +5,8 @@ import hashlib
 import streamlit as st
 
 from mesa.errors import MesaError
-from mesa.runs import runs_root
-from mesa.triggers import canonical_patterns, parse_trigger
+from mesa.lab.runs import runs_root
+from mesa.method.triggers import canonical_patterns, parse_trigger
 from ui.common import trigger_image
 from ui.share import choice
 

@@ -1,0 +1,338 @@
+"""`python -m mesa`: the engine, headless. Every command prints a summary; `--json` makes the last
+line of stdout one JSON object. User errors print one line on stderr and exit with code 2."""
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from mesa.errors import MesaError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one clear line on stderr and exit code 2."""
+
+    def error(self, message):
+        raise MesaError(f"{self.prog}: {message}")
+
+
+def progress_bar(enabled: bool):
+    """A tqdm bar on stderr fed by Progress events; one bar per stage."""
+    from tqdm import tqdm
+
+    bars = {}
+
+    def update(p):
+        if not enabled:
+            return
+        bar = bars.get(p.stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[p.stage] = tqdm(total=p.total, desc=p.stage, file=sys.stderr, leave=True, dynamic_ncols=True)
+        bar.update(p.step - bar.n)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in p.values.items() if isinstance(v, float)}, refresh=False)
+
+    update.close = lambda: [b.close() for b in bars.values()]
+    return update
+
+
+def add_common(p, runs=True):
+    p.add_argument("--json", action="store_true", help="last line of stdout: one JSON object with the results")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if runs:
+        p.add_argument("--out", default=None, help="runs folder (default: $MESA_RUNS or ./runs)")
+
+
+def add_location(p):
+    p.add_argument("--location", default=None,
+                   help="where triggers are stamped: random or fixed:ROW,COL (default: where the run's attack stamped)")
+
+
+def cmd_attack(args):
+    from mesa.method.attack import AttackConfig, run_attack
+
+    names = {f.name for f in fields(AttackConfig)}
+    cfg = AttackConfig(**{k: v for k, v in vars(args).items() if k in names})
+    bar = progress_bar(not args.quiet)
+    path, metrics = run_attack(cfg, bar)
+    bar.close()
+    return {"run": str(path), **metrics}
+
+
+def cmd_eval(args):
+    import torch
+
+    from mesa.data import load_data
+    from mesa.device import resolve_device
+    from mesa.method.metrics import evaluate
+    from mesa.lab.runs import load_run
+    from mesa.method.triggers import parse_location, parse_trigger
+
+    device = resolve_device(args.device)
+    run = load_run(args.run, device)
+    data = load_data(run.config["data"]).to(device)
+    trigger = parse_trigger(args.trigger, data.image_size) if args.trigger else run.trigger
+    target = run.target if args.target is None else args.target
+    with torch.no_grad():
+        location = parse_location(args.location or run.config.get("location"))
+        metrics = evaluate(run.model, data.test_images, data.test_labels, trigger, target, location)
+    return {"run": str(run.path), "trigger": args.trigger or run.config.get("trigger"), "target": target, **metrics}
+
+
+def cmd_triggers(args):
+    from mesa.method.triggers import binary_trigger, canonical_patterns
+
+    patterns = canonical_patterns(args.size)
+    if not args.json:
+        for n in patterns:
+            rows = binary_trigger(n, args.size)[0].int().tolist()
+            print(f"{n:5d}  " + " ".join("".join(str(b) for b in row) for row in rows))
+    return {"count": len(patterns), "patterns": list(patterns)}
+
+
+def _stage(args, work):
+    """Open the run, then run one stage with a progress bar."""
+    from mesa.lab.stages import open_run
+
+    ws = open_run(args.run, args.device, target=getattr(args, "target", None))
+    bar = progress_bar(not args.quiet)
+    try:
+        return work(ws, bar)
+    finally:
+        bar.close()
+
+
+def cmd_search(args):
+    from mesa.method.search import SearchConfig
+    from mesa.lab.stages import run_search
+
+    cfg = SearchConfig(betas=args.betas, alpha=args.alpha, epochs=args.epochs, noise=args.noise, seed=args.seed,
+                       location=args.location)
+    return _stage(args, lambda ws, bar: run_search(ws, cfg, args.target, args.samples, bar))
+
+
+def cmd_baseline(args):
+    from mesa.method.baseline import BaselineConfig
+    from mesa.lab.stages import run_baseline
+
+    cfg = BaselineConfig(restarts=args.restarts, steps=args.steps, seed=args.seed, location=args.location)
+    return _stage(args, lambda ws, bar: run_baseline(ws, cfg, bar))
+
+
+def cmd_defend(args):
+    from mesa.method.census import CensusConfig
+    from mesa.method.defense import DefenseConfig
+    from mesa.lab.stages import run_defense
+
+    cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
+                        restarts=args.restarts, seed=args.seed, location=args.location)
+    census = None if args.census == "none" else CensusConfig(family=args.census, images=args.census_images)
+    return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar, census=census))
+
+
+def cmd_census(args):
+    from mesa.method.census import CensusConfig
+    from mesa.lab.stages import run_census
+
+    cfg = CensusConfig(family=args.family, samples=args.samples, images=args.images, seed=args.seed)
+    return _stage(args, lambda ws, bar: run_census(ws, cfg, args.defense))
+
+
+def cmd_detect(args):
+    from mesa.method.detection import DetectionConfig
+    from mesa.lab.stages import run_detection
+
+    cfg = DetectionConfig(beta=args.beta, epochs=args.epochs, seed=args.seed, location=args.location,
+                          search=not args.no_search, census_images=args.census_images)
+    return _stage(args, lambda ws, bar: run_detection(ws, cfg, bar))
+
+
+def cmd_import(args):
+    from mesa.lab.imports import ImportConfig, import_model
+
+    names = {f.name for f in fields(ImportConfig)}
+    cfg = ImportConfig(**{k: v for k, v in vars(args).items() if k in names})
+    path, metrics = import_model(cfg)
+    if "warning" in metrics:
+        print(f"warning: {metrics['warning']}", file=sys.stderr)
+    return {"run": str(path), **metrics}
+
+
+def cmd_demo(args):
+    from dataclasses import replace
+
+    from mesa.lab import presets
+    from mesa.lab.job_works import pipeline_work
+    from mesa.lab.ready_runs import make_ready_run
+
+    bar = progress_bar(not args.quiet)
+    try:
+        if args.ship:
+            return {"run": str(make_ready_run(args.preset, on_progress=bar))}
+        p = presets.builtin().get(args.preset)
+        if p is None:
+            raise MesaError(f"no preset {args.preset!r}: use one of {', '.join(presets.builtin())}")
+        attack = replace(presets.attack_config(p), out=args.out, device=args.device)
+        out = pipeline_work(attack, presets.search_config(p), presets.defense_configs(p), presets.baseline_config(p),
+                            presets.census_config(p))(bar, lambda: False)
+    finally:
+        bar.close()
+    return {"run": out["run"], "attack": out["metrics"],
+            "defenses": [{k: d[k] for k in ("method", "before", "after", "worst_asr", "census") if k in d}
+                         for d in out["defenses"]]}
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m mesa", description="MESA Lab: neural backdoor attack and defense.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    p = sub.add_parser("attack", help="train a backdoored classifier and save it as a run")
+    p.add_argument("--data", default="synthetic", help="synthetic, cifar10, cifar100 or folder:PATH")
+    p.add_argument("--model", default="small", choices=["small", "resnet18"])
+    p.add_argument("--trigger", default="binary:170", help="binary:N, color:SEED or file:PATH")
+    p.add_argument("--target", type=int, default=0)
+    p.add_argument("--poison-ratio", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--location", default="random",
+                   help="where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL, e.g. fixed:0,0")
+    p.add_argument("--init", default=None, help="a run to fine-tune instead of training from scratch")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p)
+    p.set_defaults(func=cmd_attack)
+
+    p = sub.add_parser("eval", help="re-measure a saved run's clean accuracy and ASR")
+    p.add_argument("run")
+    p.add_argument("--trigger", default=None, help="another trigger than the run's own")
+    p.add_argument("--target", type=int, default=None)
+    add_location(p)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("search", help="MESA: learn the distribution of triggers of a saved run")
+    p.add_argument("run")
+    p.add_argument("--betas", type=float, nargs="+", default=[0.5, 0.8, 0.9])
+    p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--target", type=int, default=None, help="class to search toward (default: the run's)")
+    p.add_argument("--noise", default="uniform", choices=["uniform", "gaussian"])
+    p.add_argument("--samples", type=int, default=256, help="triggers sampled per beta to measure")
+    p.add_argument("--seed", type=int, default=0)
+    add_location(p)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("baseline", help="pixel-space SGD: reverse one trigger per restart")
+    p.add_argument("run")
+    p.add_argument("--restarts", type=int, default=10)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
+    p.add_argument("--seed", type=int, default=0)
+    add_location(p)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("defend", help="retrain a run to remove its backdoor, and measure it")
+    p.add_argument("run")
+    p.add_argument("--method", default="ensemble", help="ensemble, mesa:BETA, pixel-sgd, original or finetune")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--poison-ratio", type=float, default=0.5,
+                   help="fraction of each batch stamped, labels kept (0.5: the best measured, docs/RESULTS.md)")
+    p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
+    p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
+    p.add_argument("--census", default="binary", choices=["binary", "color", "none"],
+                   help="the census of triggers left open after the defense (default: every binary pattern)")
+    p.add_argument("--census-images", type=int, default=256, help="held-out images per census trigger")
+    p.add_argument("--seed", type=int, default=0)
+    add_location(p)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_defend)
+
+    p = sub.add_parser("census", help="the ASR of every trigger of a family: how much of the backdoor is open")
+    p.add_argument("run")
+    p.add_argument("--family", default="binary", help="binary (every k x k pattern) or color (random colours)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="how many triggers (binary: all when k <= 3, else required; color: 4096)")
+    p.add_argument("--images", type=int, default=256, help="held-out images per trigger")
+    p.add_argument("--defense", default=None, help="the census of a saved defense's model (e.g. ensemble, mesa:0.9)")
+    p.add_argument("--seed", type=int, default=0)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_census)
+
+    p = sub.add_parser("detect", help="short MESA search toward every class: which one is attacked?")
+    p.add_argument("run")
+    p.add_argument("--beta", type=float, default=0.8)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--census-images", type=int, default=32,
+                   help="held-out images per 3x3 pattern of the per-class census (0: no census)")
+    p.add_argument("--no-search", action="store_true", help="the census alone (seconds instead of minutes)")
+    add_location(p)
+    add_common(p, runs=False)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("import", help="bring your own model: TorchScript, a state dict or BackdoorBench's attack_result.pt")
+    p.add_argument("file")
+    p.add_argument("--data", default=None, help="synthetic, cifar10, cifar100 or folder:PATH (BackdoorBench: from the file)")
+    p.add_argument("--arch", default=None, help="state dicts: small, resnet18, preactresnet18, torchvision-resnet18, "
+                   "torchvision-resnet34 or torchvision-vgg16_bn")
+    p.add_argument("--format", default="auto", choices=["auto", "torchscript", "state-dict", "backdoorbench"])
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                   help="the model's input normalisation (default: the file's, else the data's; TorchScript: none)")
+    p.add_argument("--std", type=float, nargs=3, default=None, metavar=("R", "G", "B"))
+    p.add_argument("--target", type=int, default=None, help="the backdoor's class, if known (else: detect)")
+    p.add_argument("--trigger", default=None, help="the planted trigger, if known: binary:N, color:SEED or file:PATH")
+    p.add_argument("--location", default="random", help="where the trigger is stamped: random or fixed:ROW,COL")
+    add_common(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("demo", help="the app's one-click demo, headless: attack, MESA, baseline, defenses, census")
+    p.add_argument("--preset", default="CPU classroom demo", help="a preset name from assets/presets")
+    p.add_argument("--ship", action="store_true", help="remake the ready run shipped with the app (assets/runs)")
+    add_common(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("triggers", help="list the canonical binary patterns (51 for 3x3)")
+    p.add_argument("--size", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_triggers)
+
+    from mesa.lab.sweep_cli import add_sweep_command
+    add_sweep_command(sub, add_common)
+    return parser
+
+
+def summary_line(result: dict) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return str(v)
+
+    return "  ".join(f"{k}={fmt(v)}" for k, v in result.items())
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        from mesa.lab.machine_lock import cli_turn
+
+        with cli_turn(args.command, sys.argv[1:] if argv is None else list(argv)):  # one heavy job per machine
+            result = args.func(args)
+    except MesaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False):
+        print(json.dumps(result))
+    elif args.command != "triggers":
+        print(summary_line(result))
+    return 0

@@ -1,0 +1,173 @@
+"""The census of a backdoor: the ASR of EVERY trigger of a family on a model, not just the planted one.
+
+The paper's claim is that a backdoor answers to a distribution of triggers; a defense that closes
+the planted trigger may leave many others open. One batched pass stamps each trigger at random
+places on the same held-out images and counts, per trigger, the share of images sent to each
+class, so the same census also says how many triggers open each class (evidence for detection).
+"""
+import random
+from dataclasses import asdict, dataclass
+
+import torch
+
+from mesa.errors import MesaError
+from mesa.method.triggers import binary_trigger, color_trigger, stamp
+
+FAMILIES = ("binary", "color")
+OPEN = 0.5  # a trigger "opens" the backdoor when at least half the images go to the target
+COLOR_DEFAULT = 4096
+ENUMERABLE = 3  # every k x k binary pattern is enumerated up to this k (512 for 3x3)
+
+
+@dataclass
+class CensusConfig:
+    family: str = "binary"
+    trigger_size: int | None = None  # None: the run's trigger size, else 3
+    samples: int | None = None  # binary: all patterns when k <= 3, else required; colour: 4096
+    images: int = 256  # held-out images (outside the target class) each trigger is stamped on
+    seed: int = 0
+    location: tuple[int, int] | None = None  # None: a random place per image (the paper's rule)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise MesaError(f"unknown census family {self.family!r}: use {' or '.join(FAMILIES)}")
+        if self.images < 1 or (self.samples is not None and self.samples < 1):
+            raise MesaError("census images and samples must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Census:
+    family: str
+    names: list[str]  # trigger specs (binary:N[:K], color:SEED[:K]): parse_trigger rebuilds each one
+    triggers: torch.Tensor  # N x 3 x k x k
+    rates: torch.Tensor  # N x C: share of the images not of class c that the trigger sends to c
+    target: int | None
+    planted_asr: float | None = None
+
+    @property
+    def asr(self) -> torch.Tensor:
+        if self.target is None:
+            raise MesaError("this census has no target class: pass one")
+        return self.rates[:, self.target]
+
+
+def _spec(kind: str, number: int, k: int) -> str:
+    return f"{kind}:{number}" if k == 3 else f"{kind}:{number}:{k}"
+
+
+def family_triggers(family: str, k: int = 3, samples: int | None = None, seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """The family's triggers (N x 3 x k x k) and their specs: every binary pattern (or a seeded
+    sample of `samples` for large k), or `samples` seeded random-colour triggers."""
+    if family == "binary":
+        total = 2 ** (k * k)
+        if samples is None and k > ENUMERABLE:
+            raise MesaError(f"binary {k}x{k} has {total} patterns, too many to enumerate: pass --samples N")
+        numbers = range(total) if samples is None or samples >= total else sorted(random.Random(seed).sample(range(total), samples))
+        return torch.stack([binary_trigger(n, k) for n in numbers]), [_spec("binary", n, k) for n in numbers]
+    if family == "color":
+        start = seed * 1_000_000
+        seeds = range(start, start + (samples or COLOR_DEFAULT))
+        return torch.stack([color_trigger(s, k) for s in seeds]), [_spec("color", s, k) for s in seeds]
+    raise MesaError(f"unknown census family {family!r}: use {' or '.join(FAMILIES)}")
+
+
+def fast_autocast(device: torch.device):
+    """bf16 autocast where the hardware runs it natively (CUDA, CPUs with AVX-512 BF16/AMX): about 2x
+    faster inference on the census's 131K stamped images; elsewhere bf16 is emulated, so full precision."""
+    if device.type == "cuda":
+        enabled = torch.cuda.is_bf16_supported()
+    else:
+        enabled = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def inference_copy(model):
+    """An eval-mode copy with each BatchNorm folded into its convolution (1.3x faster inference on
+    CPU, same function); the model itself when it cannot be traced (e.g. TorchScript)."""
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        return fuse(model.eval())
+    except Exception:  # noqa: BLE001 - any untraceable model is simply used as it is
+        return model.eval()
+
+
+def census_images(images: torch.Tensor, labels: torch.Tensor, target: int | None, count: int):
+    """The first `count` images outside the target class (all classes when the target is unknown)."""
+    keep = labels != target if target is not None else torch.ones_like(labels, dtype=torch.bool)
+    x, y = images[keep][:count], labels[keep][:count]
+    if len(x) == 0:
+        raise MesaError("no images outside the target class to take a census on")
+    return x, y
+
+
+@torch.inference_mode()
+def class_rates(model, images: torch.Tensor, labels: torch.Tensor, triggers: torch.Tensor, num_classes: int,
+                seed: int = 0, location=None, batch_images: int = 1024) -> torch.Tensor:
+    """N x C: for each trigger, the share of images NOT of class c classified as c once stamped.
+
+    Each (trigger, image) pair gets its own random place from a seeded generator, so a census is
+    reproducible. Triggers are processed in chunks of about `batch_images` stamped images."""
+    model = inference_copy(model)
+    device = images.device
+    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    m = len(x)
+    other = (labels[:, None] != torch.arange(num_classes, device=device)).float()  # M x C
+    denominators = other.sum(0).clamp(min=1)
+    g = torch.Generator(device=device).manual_seed(seed)
+    triggers = triggers.to(device)
+    per_chunk = max(1, batch_images // m)
+    rates = []
+    for i in range(0, len(triggers), per_chunk):
+        t = triggers[i:i + per_chunk]
+        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(m, 0), location, generator=g)
+        with fast_autocast(device):
+            preds = model(stamped).argmax(1).view(len(t), m)
+        hits = torch.nn.functional.one_hot(preds, num_classes).float()  # T x M x C
+        rates.append(torch.einsum("tmc,mc->tc", hits, other) / denominators)
+    return torch.cat(rates).cpu()
+
+
+def take_census(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int, target: int | None,
+                cfg: CensusConfig, planted: torch.Tensor | None = None, k: int | None = None) -> Census:
+    """The census of a model on held-out images; `planted` (the attacker's trigger) is measured on
+    the same images, so its ASR and rank compare with every other trigger's."""
+    k = cfg.trigger_size or k or (planted.shape[-1] if planted is not None else 3)
+    triggers, names = family_triggers(cfg.family, k, cfg.samples, cfg.seed)
+    x, y = census_images(images, labels, target, cfg.images)
+    rates = class_rates(model, x, y, triggers, num_classes, cfg.seed, cfg.location)
+    planted_asr = None
+    if planted is not None and target is not None:
+        planted_asr = class_rates(model, x, y, planted[None], num_classes, cfg.seed, cfg.location)[0, target].item()
+    return Census(cfg.family, names, triggers, rates, target, planted_asr)
+
+
+def summarize(census: Census, betas=(0.5, 0.8, 0.9)) -> dict:
+    """Counts of open triggers (ASR >= 0.5 and >= each beta), the worst, the mean, and where the
+    planted trigger ranks (1 = the highest ASR of the family)."""
+    per_class_open = (census.rates >= OPEN).sum(0).tolist()
+    summary = {"family": census.family, "triggers": len(census.names), "target": census.target,
+               "open_per_class": per_class_open}
+    if census.target is None:
+        return summary
+    asr = census.asr
+    worst = int(asr.argmax())
+    planted = census.planted_asr
+    summary.update(open=int((asr >= OPEN).sum()), open_at={f"{b:g}": int((asr >= b).sum()) for b in betas},
+                   worst_asr=asr[worst].item(), worst_trigger=census.names[worst], mean_asr=asr.mean().item(),
+                   original_asr=planted, original_rank=None if planted is None else 1 + int((asr > planted).sum()))
+    return summary
+
+
+def closure(before: torch.Tensor, after: torch.Tensor, floor: torch.Tensor | None = None) -> float | None:
+    """Share of the triggers that opened the backdoor before (and do not open the clean model, the
+    floor) that no longer open it after the defense; None when nothing was open."""
+    opened = before >= OPEN
+    if floor is not None:
+        opened &= floor < OPEN
+    if not opened.any():
+        return None
+    return (after[opened] < OPEN).float().mean().item()
