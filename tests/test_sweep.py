@@ -90,8 +90,10 @@ def test_variants_are_saved_beside_the_default_and_the_table_keeps_earlier_cases
     attack = json.loads((paper_case / "attack.json").read_text())
     assert (attack["key"]["epochs"], attack["key"]["lr"], attack["key"]["poison_ratio"]) == (10, 1e-3, 0.01)
     assert "binary:170 -> 0" in (out / "results-paper-attack.md").read_text()
-    one = sweep(out, "--triggers", "color:1", "--targets", "1")  # done already: only the table is rewritten
-    assert one["stages_run"] == 0 and len(json.loads((out / "results.json").read_text())["cases"]) == 3
+    one = sweep(out, "--triggers", "color:1", "--targets", "1", "--defenses", "ensemble")  # done: only the table
+    cases = json.loads((out / "results.json").read_text())["cases"]
+    assert one["stages_run"] == 0 and len(cases) == 3
+    assert set(cases["synthetic_500-small-color_1-t1"]["defenses"]) == {"ensemble", "pixel-sgd", "finetune"}
 
 
 def test_a_failed_case_is_reported_and_the_others_go_on(swept):

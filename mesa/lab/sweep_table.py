@@ -148,14 +148,23 @@ def table_name(cfg: SweepConfig) -> str:
 _CASE_SETTINGS = ("data", "models", "triggers", "targets", "defenses")
 
 
+def _with_earlier_defenses(case: dict, earlier: dict | None) -> dict:
+    """A case rerun with fewer methods keeps the defenses an earlier run measured on the same run."""
+    if not earlier or "error" in case or earlier.get("run") != case.get("run"):
+        return case
+    return {**case, "defenses": {**earlier.get("defenses", {}), **case.get("defenses", {})},
+            "seconds": {**earlier.get("seconds", {}), **case.get("seconds", {})}}
+
+
 def write_tables(out, cfg: SweepConfig, cases: dict) -> dict:
     """NAME.json (settings, every case, per-group mean / worst, the paper's) and NAME.md. Cases an
-    earlier run of this folder finished with the same settings (other triggers, say) stay in the table."""
+    earlier run of this folder finished with the same settings (other triggers, say) stay in the table,
+    and so do the defenses an earlier run measured on a case this run repeats with fewer methods."""
     settings, path = cfg.to_dict(), Path(out) / f"{table_name(cfg)}.json"
     earlier = json.loads(path.read_text()) if path.is_file() else None
     if earlier and all(earlier["settings"].get(k) == v for k, v in settings.items() if k not in _CASE_SETTINGS + ("out",)):
-        kept = {k: c for k, c in earlier["cases"].items() if k not in cases and "error" not in c}
-        cases = {**kept, **cases}
+        kept = {k: c for k, c in earlier["cases"].items() if "error" not in c}
+        cases = {**kept, **{k: _with_earlier_defenses(c, kept.get(k)) for k, c in cases.items()}}
         settings["defenses"] = list(dict.fromkeys(earlier["settings"]["defenses"] + settings["defenses"]))
     methods = list(settings["defenses"])
     done = [c for c in cases.values() if "error" not in c]
