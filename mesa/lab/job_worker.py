@@ -44,6 +44,7 @@ def _serve(tasks, events, stop, parent: int, threads: int) -> None:
     _die_with_parent()
     import torch
     torch.set_num_threads(threads)
+    import mesa.lab.job_works  # noqa: F401 - the engine imported before the first job, not during it
     while (payload := tasks.get()) is not None:
         def on_progress(p):
             if os.getppid() != parent:  # orphaned where the kernel could not be asked to kill us
@@ -66,6 +67,11 @@ class Worker:
         self._process = None
         self._threads = threads or job_threads()
 
+    def start(self) -> None:
+        """Start the child now if it is not running (it imports torch and the engine, ready for a job)."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+
     def _start(self) -> None:
         self._tasks, self._events, self._stop = _SPAWN.Queue(), _SPAWN.Queue(), _SPAWN.Event()
         self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid(), self._threads),
@@ -79,8 +85,7 @@ class Worker:
             payload = pickle.dumps(work)
         except Exception as e:  # a closure or lambda: the job must be built from top-level functions
             raise WorkerCrash(f"this job cannot be sent to the job process ({type(e).__name__}: {e})") from e
-        if self._process is None or not self._process.is_alive():
-            self._start()
+        self.start()
         self._stop.clear()
         self._tasks.put(payload)
         while True:

@@ -107,6 +107,8 @@ class JobQueue:
         self._worker: threading.Thread | None = None
         self._keep = keep
         self._process = Worker() if child_process else None
+        if self._process is not None:  # its start (torch's import) comes before the first job, not with it
+            self._start_worker()
 
     def submit(self, kind: str, label: str, work: Work, run_path=None) -> Job:
         with self._lock:
@@ -115,9 +117,7 @@ class JobQueue:
             self._pending.append(job)
             self._save(job)
             self._forget_old()
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._loop, name="mesa-jobs", daemon=True)
-                self._worker.start()
+            self._start_worker()
             self._lock.notify()
         return job
 
@@ -155,7 +155,14 @@ class JobQueue:
     def _save(self, job: Job) -> None:
         job_history.save(self._history, job.summary())
 
+    def _start_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name="mesa-jobs", daemon=True)
+            self._worker.start()
+
     def _loop(self) -> None:
+        if self._process is not None:
+            self._process.start()  # from this long-lived thread: the child dies with the thread that made it
         while True:
             with self._lock:
                 while not self._pending:
