@@ -26,8 +26,8 @@ class WorkerCrash(Exception):
 
 def job_threads() -> int:
     """Torch threads of the job process: $MESA_JOB_THREADS, else all cores but one, which is left to
-    the pages (on 2 cores, ten sessions clicked with a median of 5.7 s instead of 7.9 s while the demo
-    ran, and the demo got further: docs/RESULTS.md)."""
+    the server's pages (on 2 cores with ten sessions clicking, the demo got further with 1 thread than
+    with 2: docs/RESULTS.md, "ten browser sessions")."""
     return int(os.environ.get("MESA_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))
 
 
