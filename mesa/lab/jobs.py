@@ -161,8 +161,11 @@ class JobQueue:
             self._worker.start()
 
     def _loop(self) -> None:
-        if self._process is not None:
-            self._process.start()  # from this long-lived thread: the child dies with the thread that made it
+        if self._process is not None:  # from this long-lived thread: the child dies with the thread that made it
+            try:
+                self._process.start()
+            except Exception:  # noqa: BLE001 - the first job's run tries again, and its error says why
+                pass
         while True:
             with self._lock:
                 while not self._pending:
