@@ -60,8 +60,8 @@ def _serve(tasks, events, stop, parent: int, threads: int) -> None:
 
 
 class Worker:
-    """One child process, started on the first job and restarted if it dies; jobs run one at a time
-    (the queue's worker thread is the only caller)."""
+    """One child process, started ahead of the first job (or by it) and restarted if it dies; jobs run
+    one at a time (the queue's worker thread is the only caller)."""
 
     def __init__(self, threads: int | None = None):
         self._process = None
@@ -69,10 +69,8 @@ class Worker:
 
     def start(self) -> None:
         """Start the child now if it is not running (it imports torch and the engine, ready for a job)."""
-        if self._process is None or not self._process.is_alive():
-            self._start()
-
-    def _start(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
         self._tasks, self._events, self._stop = _SPAWN.Queue(), _SPAWN.Queue(), _SPAWN.Event()
         self._process = _SPAWN.Process(target=_serve, args=(self._tasks, self._events, self._stop, os.getpid(), self._threads),
                                        name="mesa-job-worker", daemon=True)
