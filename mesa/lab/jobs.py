@@ -94,9 +94,9 @@ class Job:
 
 
 class JobQueue:
-    """FIFO of jobs run one at a time by a daemon worker thread started on the first submit, in that
-    thread or (child_process) in the job process; the jobs recorded in `history` (default: the runs
-    folder's) are listed from the start."""
+    """FIFO of jobs run one at a time by a daemon worker thread, in that thread or (child_process) in
+    the job process, which the thread starts at once; otherwise the thread starts on the first submit.
+    The jobs recorded in `history` (default: the runs folder's) are listed from the start."""
 
     def __init__(self, keep: int = 50, history: Path | None = None, child_process: bool = False):
         self._history = history or job_history.folder()
