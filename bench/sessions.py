@@ -5,6 +5,11 @@ shown, the script done), and the first load of the app (the browser loading its 
 
     python bench/sessions.py                 # 10 sessions, 2 rounds; record: docs/results/sessions.json
     python bench/sessions.py --runs runs     # serve a copy of your runs folder instead of a small new run
+    python bench/sessions.py --clients protocol  # the students' browsers elsewhere (websocket clients,
+                                             # bench/streamlit_client.py) and one chromium witness here;
+                                             # record: docs/results/sessions-protocol.json
+
+Where the cores went is recorded too (CPU seconds of the server, the job process and the browsers).
 
 Bounded: at most 20 sessions, each page waited for at most 60 s (a page not drawn by then is recorded
 as failed), and the whole measurement stops after --timeout seconds (what was measured by then is
@@ -30,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine  # noqa: E402
+from streamlit_client import protocol_student  # noqa: E402
 
 from app import PAGES  # noqa: E402
 from mesa import atomic  # noqa: E402
@@ -123,7 +129,29 @@ async def student(browser, url: str, number: int, rounds: int, think: float, tim
     await context.close()
 
 
-async def measure(url: str, sessions: int, rounds: int, think: float, timeout: float, job: bool = True) -> dict:
+def cpu_seconds(server: int) -> dict:
+    """CPU seconds used so far by the server process, its children (the job process) and every chromium
+    process, read from /proc: where the 2 cores go."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "job": 0.0, "browsers": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        pid, ppid, seconds = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        who = "server" if pid == server else "job" if ppid == server else "browsers" if "chrom" in name else None
+        if who:
+            used[who] += seconds
+    return used
+
+
+async def measure(url: str, sessions: int, rounds: int, think: float, timeout: float, job: bool = True,
+                  clients: str = "browser", server: int = 0) -> dict:
+    """`clients` "browser": every student a chromium page on this machine. "protocol": every student a
+    websocket session (bench/streamlit_client.py: their browsers render on their own laptops) and one
+    more, a chromium page here, the witness whose clicks are timed as a student sees them."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -139,17 +167,25 @@ async def measure(url: str, sessions: int, rounds: int, think: float, timeout: f
             await teacher.locator(".st-key-job-status").wait_for(timeout=60_000)
             job_before = await teacher.locator(".st-key-job-status").inner_text()
         times: list = []
+        witness: list = []
+        cpu_before = cpu_seconds(server)
         started = time.time()
-        tasks = [asyncio.create_task(student(browser, url, i, rounds, think, times)) for i in range(sessions)]
+        if clients == "browser":
+            tasks = [asyncio.create_task(student(browser, url, i, rounds, think, times)) for i in range(sessions)]
+        else:
+            pages = [script for script, _, _ in PAGES]
+            tasks = [asyncio.create_task(protocol_student(url, i, pages, rounds, think, times)) for i in range(sessions)]
+            tasks.append(asyncio.create_task(student(browser, url, sessions, rounds, think, witness)))
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         wall = time.time() - started
+        cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds(server).items()}
         status = teacher.locator(".st-key-job-status")  # still there: the job ran all through the measurement
         job_after = await status.inner_text() if await status.count() else "no job running any more"
         await browser.close()
-    return {"times": times, "wall_seconds": round(wall, 1), "timed_out": bool(pending),
+    return {"times": times, "witness": witness, "cpu_seconds": cpu, "wall_seconds": round(wall, 1), "timed_out": bool(pending),
             "job_at_start": " ".join(job_before.split()),
             "job_at_end": " ".join(job_after.split())}
 
@@ -186,6 +222,9 @@ def main():
     parser.add_argument("--think", type=float, default=3.0, help="seconds a student reads a page before the next click")
     parser.add_argument("--runs", type=Path, default=None, help="runs folder to serve (copied); default: a small new run")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole measurement")
+    parser.add_argument("--clients", choices=["browser", "protocol"], default="browser",
+                        help="browser: every session a chromium page on this machine; protocol: every session a "
+                             "websocket client (browsers elsewhere) plus one chromium witness here")
     parser.add_argument("--no-job", dest="job", action="store_false", help="measure without the demo running")
     parser.add_argument("--no-record", action="store_true", help="print only; do not write docs/results/sessions.json")
     args = parser.parse_args()
@@ -199,7 +238,8 @@ def main():
         small_run(runs)
     proc, url = start_server(runs, cache, work / "streamlit.log")
     try:
-        result = asyncio.run(measure(url, args.sessions, args.rounds, args.think, args.timeout, args.job))
+        result = asyncio.run(measure(url, args.sessions, args.rounds, args.think, args.timeout, args.job,
+                                     args.clients, proc.pid))
     finally:
         proc.terminate()
         proc.wait(30)
@@ -208,13 +248,15 @@ def main():
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     record = {"sessions": args.sessions, "rounds": args.rounds, "think_seconds": args.think, "pages": [p for p, _, _ in PAGES],
               "command": "python " + " ".join(["bench/sessions.py", *sys.argv[1:]]), "machine": machine(),
-              "browser": chromium, **summary(result["times"]), "wall_seconds": result["wall_seconds"],
+              "clients": args.clients, "browser": chromium, **summary(result["times"]),
+              **({"witness": summary(result["witness"])} if args.clients == "protocol" else {}),
+              "cpu_seconds": result["cpu_seconds"], "wall_seconds": result["wall_seconds"],
               "timeout": args.timeout, "timed_out": result["timed_out"],
               "job_at_start": result["job_at_start"], "job_at_end": result["job_at_end"],
-              "server_log_tail": log, "times": result["times"]}
-    print(json.dumps({k: v for k, v in record.items() if k != "times"}, indent=1))
+              "server_log_tail": log, "times": result["times"], "witness_times": result["witness"]}
+    print(json.dumps({k: v for k, v in record.items() if not k.endswith("times")}, indent=1))
     if not args.no_record:
-        atomic.write_json(RESULT, record)
+        atomic.write_json(RESULT.with_name(f"sessions-{args.clients}.json") if args.clients != "browser" else RESULT, record)
 
 
 if __name__ == "__main__":
