@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import CIFAR_FOLDER, cifar10_folder  # noqa: E402
 
-from mesa.lab.sweep_plan import SweepConfig  # noqa: E402
+from mesa.lab.sweep_plan import ATTACK_RECIPES, SweepConfig  # noqa: E402
 from mesa.lab.sweep_run import run_sweep  # noqa: E402
 from mesa.lab.sweep_table import render, table_name  # noqa: E402
 
@@ -52,9 +52,9 @@ def main():
     parser.add_argument("--methods", nargs="+", default=METHODS, help="defenses to run (default: all)")
     parser.add_argument("--poison-ratio", type=float, default=SweepConfig.defense_poison_ratio,
                         help="share of images stamped while retraining")
-    parser.add_argument("--recipe", default="ours", choices=["ours", "paper"],
-                        help="the attack: ours (3 epochs, lr 0.01, 3%% poison) or the reference code's "
-                             "(10 epochs, lr 1e-3, 1%% poison)")
+    parser.add_argument("--recipe", default="ours", choices=list(ATTACK_RECIPES),
+                        help="the attack: ours (3 epochs, lr 0.01, 3%% poison), the reference code's "
+                             "(10 epochs, lr 1e-3, 1%% poison) or ours-1pct (ours at 1%% poison)")
     parser.add_argument("--no-defense-augment", dest="defense_augment", action="store_false",
                         help="retrain without crop + flip, as the reference code does")
     parser.add_argument("--table", action="store_true", help="print the saved table, run nothing")

@@ -7,11 +7,12 @@ from dataclasses import replace
 
 import pytest
 
+from mesa.errors import MesaError
 from mesa.lab import artifacts
 from mesa.lab.cli import main
 from mesa.method.detection import DetectionConfig, detect
 from mesa.lab.stages import open_run
-from mesa.lab.sweep_plan import SweepConfig, expand_triggers, plan_cases
+from mesa.lab.sweep_plan import SweepConfig, attack_variant, expand_triggers, plan_cases
 from mesa.lab.sweep_run import run_sweep
 
 # the smallest settings that run every stage: 500 training images (100 test), 1 epoch everywhere
@@ -157,3 +158,12 @@ def test_one_hundred_classes(tmp_path):
     detected = detect(ws.run.model, x[:32], y[:32], 100, DetectionConfig(epochs=1, samples=8, hidden=64), *ws.held_out)
     assert len(detected["per_class"]) == 100 and 0 <= detected["suspect"] < 100
     assert "synthetic100:500 / small: 1 cases" in (tmp_path / "results.md").read_text()
+
+
+def test_attack_recipes_set_their_settings_and_name_their_cases():
+    """ours-1pct is ours (3 epochs, lr 0.01) at the paper's 1% poison, its cases apart; unknown: clear."""
+    light = SweepConfig(out="x", attack_recipe="ours-1pct")
+    assert (light.attack_epochs, light.attack_lr, light.attack_poison_ratio) == (3, 0.01, 0.01)
+    assert attack_variant(light) == "ours-1pct-attack" and attack_variant(SweepConfig(out="x")) == ""
+    with pytest.raises(MesaError, match="use one of ours, paper, ours-1pct"):
+        SweepConfig(out="x", attack_recipe="gentle")

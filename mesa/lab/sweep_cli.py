@@ -9,7 +9,7 @@ DEFAULTS_NOTE = ("attack defaults: 3 epochs, lr 0.01, 3% poison, what the small 
 
 
 def add_sweep_command(sub, add_common):
-    from mesa.lab.sweep_plan import SweepConfig
+    from mesa.lab.sweep_plan import ATTACK_RECIPES, SweepConfig
 
     d = SweepConfig(out="")
     p = sub.add_parser("sweep", help="the paper's experiment over many triggers: resumable, local or on Ray",
@@ -25,8 +25,9 @@ def add_sweep_command(sub, add_common):
     p.add_argument("--attack-epochs", type=int, default=d.attack_epochs)
     p.add_argument("--attack-lr", type=float, default=d.attack_lr)
     p.add_argument("--attack-poison-ratio", type=float, default=d.attack_poison_ratio)
-    p.add_argument("--attack-recipe", default=d.attack_recipe, choices=["ours", "paper"],
-                   help="paper: the reference code's attack (10 epochs, lr 1e-3, 1%% poison), its cases kept apart")
+    p.add_argument("--attack-recipe", default=d.attack_recipe, choices=list(ATTACK_RECIPES),
+                   help="paper: the reference code's attack (10 epochs, lr 1e-3, 1%% poison); ours-1pct: ours at "
+                        "1%% poison; their cases kept apart")
     p.add_argument("--search-epochs", type=int, default=d.search_epochs)
     p.add_argument("--betas", type=float, nargs="+", default=d.betas)
     p.add_argument("--samples", type=int, default=d.samples, help="MESA triggers sampled per beta to measure")

@@ -10,6 +10,11 @@ from mesa.method.triggers import canonical_patterns, parse_trigger
 # model, 1% reached ASR 0.890 (below the paper's "above 0.92"), so the bench measured 3 epochs at
 # lr 0.01 with 3% poison instead (docs/RESULTS.md): these are the defaults; the paper's are one flag away.
 PAPER_ATTACK = {"attack_epochs": 10, "attack_lr": 1e-3, "attack_poison_ratio": 0.01}
+# The attack recipes a sweep knows, each a set of settings over the defaults; a case attacked with
+# another recipe than ours is a case of its own, kept beside ours. The paper's planted no backdoor in
+# the small model (ASR 0.067, docs/RESULTS.md); "ours-1pct" is ours at the paper's 1% poison, to tell
+# the poison rate apart from the learning rate in the 1% question.
+ATTACK_RECIPES = {"ours": {}, "paper": PAPER_ATTACK, "ours-1pct": {"attack_poison_ratio": 0.01}}
 
 
 @dataclass
@@ -23,7 +28,7 @@ class SweepConfig:
     attack_epochs: int = 3  # the attack fine-tunes the base (see PAPER_ATTACK for why not 10)
     attack_lr: float = 0.01
     attack_poison_ratio: float = 0.03
-    attack_recipe: str = "ours"  # or "paper": PAPER_ATTACK's settings, its cases and tables kept apart
+    attack_recipe: str = "ours"  # or another of ATTACK_RECIPES: its settings, its cases and tables kept apart
     search_epochs: int = 10
     betas: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.9])
     samples: int = 256  # triggers sampled per beta to measure
@@ -41,10 +46,10 @@ class SweepConfig:
     device: str = "auto"
 
     def __post_init__(self):
-        if self.attack_recipe not in ("ours", "paper"):
-            raise MesaError(f"unknown attack recipe {self.attack_recipe!r}: use ours or paper")
-        if self.attack_recipe == "paper":
-            self.attack_epochs, self.attack_lr, self.attack_poison_ratio = PAPER_ATTACK.values()
+        if self.attack_recipe not in ATTACK_RECIPES:
+            raise MesaError(f"unknown attack recipe {self.attack_recipe!r}: use one of {', '.join(ATTACK_RECIPES)}")
+        for name, value in ATTACK_RECIPES[self.attack_recipe].items():
+            setattr(self, name, value)
         for method in self.defenses:
             parse_method(method)
         if self.census not in ("binary", "color", None):
@@ -57,8 +62,8 @@ class SweepConfig:
 
 
 def attack_variant(cfg: SweepConfig) -> str:
-    """'' for our attack recipe; 'paper-attack' for the reference code's. A case attacked the paper's
-    way is a case of its own, on the same clean base, kept beside ours (the 1% question compares them)."""
+    """'' for our attack recipe; 'paper-attack' for the reference code's (and so on). A case attacked
+    another way is a case of its own, on the same clean base, kept beside ours (the 1% question compares them)."""
     return "" if cfg.attack_recipe == "ours" else f"{cfg.attack_recipe}-attack"
 
 
