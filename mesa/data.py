@@ -1,6 +1,6 @@
 """Image data sources, all yielding the same `ImageData`: uint8 tensors, labels, class names, mean/std.
 
-Sources: `synthetic` and `synthetic100` (embedded, 10 or 100 classes; `:N` for N training images,
+Sources: `synthetic` and `synthetic100` (embedded, 10 or 100 classes, drawn once then cached; `:N` for N training images,
 N/5 test images, default 10000), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
 (an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mesa import atomic
+from mesa import atomic, synthetic
 from mesa.errors import MesaError
 from mesa.synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
@@ -60,10 +60,38 @@ def _make(name, classes, train, test) -> ImageData:
     return ImageData(name, list(classes), train[0], train[1], test[0], test[1], mean, std)
 
 
-def load_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0, num_classes: int = 10) -> ImageData:
+def _read_cache(path: Path, name: str, classes: list) -> ImageData | None:
+    """A decoded or drawn data set saved by `_write_cache`; None when absent. A corrupt cache is
+    removed and rebuilt, never trusted."""
+    if not path.exists():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+        return ImageData(name, list(classes), **blob["tensors"], mean=tuple(blob["mean"]), std=tuple(blob["std"]))
+    except Exception:
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _write_cache(path: Path, data: ImageData) -> None:
+    tensors = {k: getattr(data, k) for k in ("train_images", "train_labels", "test_images", "test_labels")}
+    atomic.write_torch(path, {"tensors": tensors, "mean": list(data.mean), "std": list(data.std)})
+
+
+def load_synthetic(n_train: int = 10000, n_test: int = 2000, seed: int = 0, num_classes: int = 10,
+                   cache: bool = True) -> ImageData:
+    """The embedded data, drawn (2-4 s for the default size on 2 cores) or read back from the cache,
+    keyed by the sizes, the seed and the generator's own source, so a changed generator redraws."""
     name, classes = ("synthetic", SYNTHETIC_CLASSES) if num_classes == 10 else ("synthetic100", CLASSES_100)
-    return _make(name, classes, make_synthetic(n_train, seed, num_classes=num_classes),
-                 make_synthetic(n_test, seed + 1, num_classes=num_classes))
+    source = hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
+    cache_file = cache_root() / "synthetic" / f"{name}-{n_train}-{n_test}-{seed}-{source}.pt"
+    data = _read_cache(cache_file, name, classes) if cache else None
+    if data is None:
+        data = _make(name, classes, make_synthetic(n_train, seed, num_classes=num_classes),
+                     make_synthetic(n_test, seed + 1, num_classes=num_classes))
+        if cache:
+            _write_cache(cache_file, data)
+    return data
 
 
 def _synthetic_spec(spec: str) -> ImageData | None:
@@ -170,12 +198,9 @@ def load_folder(root, cache: bool = True) -> ImageData:
     listing = _list_folder(root)
     classes = [c for c, _ in listing["train"]]
     cache_file = cache_root() / "folders" / f"{_listing_key(listing)}.pt"
-    if cache and cache_file.exists():
-        try:
-            blob = torch.load(cache_file, weights_only=True)
-            return ImageData(f"folder:{root}", classes, **blob["tensors"], mean=tuple(blob["mean"]), std=tuple(blob["std"]))
-        except Exception:
-            cache_file.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
+    cached = _read_cache(cache_file, f"folder:{root}", classes) if cache else None
+    if cached is not None:
+        return cached
     size = _common_size(listing["train"][0][1][0])  # the first image's size is every image's
     splits = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -185,8 +210,7 @@ def load_folder(root, cache: bool = True) -> ImageData:
             splits.append((torch.stack(images), torch.tensor([label for label, _ in files])))
     data = _make(f"folder:{root}", classes, splits[0], splits[1])
     if cache:
-        tensors = {k: getattr(data, k) for k in ("train_images", "train_labels", "test_images", "test_labels")}
-        atomic.write_torch(cache_file, {"tensors": tensors, "mean": list(data.mean), "std": list(data.std)})
+        _write_cache(cache_file, data)
     return data
 
 
@@ -204,7 +228,7 @@ def load_data(spec: str) -> ImageData:
 
 @functools.lru_cache(maxsize=2)
 def cached_data(spec: str) -> ImageData:
-    """A data set loaded once per process (synthetic takes ~10 s to draw, CIFAR to decode), however many
+    """A data set loaded once per process (from the disk caches above after the first), however many
     jobs, cases or page runs read it; read-only."""
     return load_data(spec)
 

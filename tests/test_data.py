@@ -18,6 +18,18 @@ def test_synthetic_is_deterministic_and_well_formed():
     assert len(a.mean) == 3 and all(0.2 < s < 0.4 for s in a.std)
 
 
+def test_synthetic_is_drawn_once_then_read_back_and_a_corrupt_cache_is_redrawn(isolated_dirs, monkeypatch):
+    drawn = load_synthetic(n_train=200, n_test=100)
+    (cache_file,) = (isolated_dirs / "cache" / "synthetic").glob("synthetic-200-100-0-*.pt")
+    with monkeypatch.context() as m:
+        m.setattr(data_module, "make_synthetic", lambda *a, **k: pytest.fail("drawn again"))
+        again = load_synthetic(n_train=200, n_test=100)
+    assert torch.equal(again.train_images, drawn.train_images) and again.mean == drawn.mean
+    cache_file.write_bytes(b"not a torch file")
+    redrawn = load_synthetic(n_train=200, n_test=100)
+    assert torch.equal(redrawn.test_images, drawn.test_images) and cache_file.stat().st_size > 100
+
+
 def _make_folder(root, sizes=((8, 8),), per_class=3):
     for split in ("train", "test"):
         for c, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
