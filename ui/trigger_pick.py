@@ -1,6 +1,7 @@
 """The Model page's trigger choosers: the 51 canonical 3x3 patterns as a clickable gallery (the
 pattern chosen is a link choice) and an uploaded trigger image."""
 import hashlib
+import io
 
 import streamlit as st
 
@@ -9,6 +10,14 @@ from mesa.lab.runs import runs_root
 from mesa.method.triggers import canonical_patterns, parse_trigger
 from ui.common import trigger_image
 from ui.share import choice
+
+
+@st.cache_data(show_spinner=False)
+def pattern_icon(n: int) -> bytes:
+    """Pattern n as PNG bytes, drawn once per server: the gallery was 60% of the Model page's run."""
+    out = io.BytesIO()
+    trigger_image(parse_trigger(f"binary:{n}"), 36).save(out, format="PNG")
+    return out.getvalue()
 
 
 def pattern_gallery(current: str) -> str:
@@ -20,7 +29,7 @@ def pattern_gallery(current: str) -> str:
     per_row = 17
     for start in range(0, len(patterns), per_row):
         for col, n in zip(st.columns(per_row), patterns[start:start + per_row]):
-            col.image(trigger_image(parse_trigger(f"binary:{n}"), 36))
+            col.image(pattern_icon(n))
             if col.button(str(n), key=f"pattern-{n}", type="primary" if n == chosen else "secondary"):
                 st.session_state[key] = n
                 st.rerun()
