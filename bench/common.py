@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: where the real CIFAR-10 copy is, and a record of the machine."""
+"""Shared by the benchmarks: where the real CIFAR-10 copy is, a record of the machine, and where its CPU went."""
 import os
 import platform
 import subprocess
@@ -33,3 +33,21 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "date": time.strftime("%Y-%m-%d"), "commit": commit}
+
+
+def cpu_seconds(server: int) -> dict:
+    """CPU seconds used so far by the server process, its children (the job process) and every chromium
+    process, read from /proc: where the 2 cores go."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "job": 0.0, "browsers": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        pid, ppid, seconds = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        who = "server" if pid == server else "job" if ppid == server else "browsers" if "chrom" in name else None
+        if who:
+            used[who] += seconds
+    return used

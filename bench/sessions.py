@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import machine  # noqa: E402
+from common import cpu_seconds, machine  # noqa: E402
 from streamlit_client import protocol_student  # noqa: E402
 
 from app import PAGES  # noqa: E402
@@ -127,24 +127,6 @@ async def student(browser, url: str, number: int, rounds: int, think: float, tim
             times.append({**entry, "seconds": round(time.perf_counter() - start, 3)})
             print(json.dumps(times[-1]), file=sys.stderr, flush=True)
     await context.close()
-
-
-def cpu_seconds(server: int) -> dict:
-    """CPU seconds used so far by the server process, its children (the job process) and every chromium
-    process, read from /proc: where the 2 cores go."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {"server": 0.0, "job": 0.0, "browsers": 0.0}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        pid, ppid, seconds = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-        who = "server" if pid == server else "job" if ppid == server else "browsers" if "chrom" in name else None
-        if who:
-            used[who] += seconds
-    return used
 
 
 async def measure(url: str, sessions: int, rounds: int, think: float, timeout: float, job: bool = True,
