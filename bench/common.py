@@ -37,7 +37,7 @@ def machine() -> dict:
 
 def cpu_seconds(server: int) -> dict:
     """CPU seconds used so far by the server process, its children (the job process) and every chromium
-    process, read from /proc: where the 2 cores go."""
+    process with the chromium processes they reaped, read from /proc: where the 2 cores go."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {"server": 0.0, "job": 0.0, "browsers": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -46,8 +46,9 @@ def cpu_seconds(server: int) -> dict:
         except OSError:
             continue
         name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-        pid, ppid, seconds = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        pid, ppid, own = int(stat.parent.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        reaped = (int(fields[13]) + int(fields[14])) / tick  # its children that ended (a closed tab's renderer)
         who = "server" if pid == server else "job" if ppid == server else "browsers" if "chrom" in name else None
         if who:
-            used[who] += seconds
+            used[who] += own + (reaped if who == "browsers" else 0.0)
     return used
