@@ -6,8 +6,10 @@ what they share lives in ui/. st.navigation lists exactly the pages below; a dee
 /model opens that page, even as a fresh server's first request (ui/entry.py, tests/test_browser.py)."""
 import streamlit as st
 
+from mesa.data import warm_in_background
 from mesa.errors import MesaError
 from mesa.lab.ready_runs import install_ready_runs
+from mesa.lab.runs import list_runs, read_json
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
@@ -28,15 +30,23 @@ PAGES = [
 
 
 @st.cache_resource
-def install_ready() -> list:
+def prepare_server() -> list:
     """Once per server: copy the ready runs shipped in assets/runs into the runs folder, so every
-    page has something to show at once (mesa/lab/ready_runs.py)."""
-    return install_ready_runs()
+    page has something to show at once (mesa/lab/ready_runs.py), and load the newest run's data in
+    the background, so a class opening the Model page together does not wait for it (docs/RESULTS.md)."""
+    added = install_ready_runs()
+    try:
+        runs = list_runs()
+        if runs:
+            warm_in_background(str(read_json(runs[0] / "config.json", "run config").get("data", "")))
+    except MesaError:
+        pass  # a broken newest run: the sidebar names it
+    return added
 
 
 def main() -> None:
     start_app()
-    install_ready()
+    prepare_server()
     st.set_page_config(page_title="MESA Lab", page_icon="🛡️", layout="wide")
     page = st.navigation([st.Page(f"pages/{script}.py", title=title, icon=f":material/{icon}:", default=i == 0)
                           for i, (script, title, icon) in enumerate(PAGES)])

@@ -18,6 +18,7 @@ recorded, marked timed_out).
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -176,7 +177,7 @@ def spread(seconds: list) -> dict:
     s = sorted(seconds)
     if not s:
         return {"median": None, "p95": None, "max": None, "n": 0}
-    return {"median": round(statistics.median(s), 2), "p95": round(s[int(0.95 * (len(s) - 1))], 2),
+    return {"median": round(statistics.median(s), 2), "p95": round(s[math.ceil(0.95 * len(s)) - 1], 2),  # nearest rank
             "max": round(s[-1], 2), "n": len(s)}
 
 

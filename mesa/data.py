@@ -7,6 +7,7 @@ N/5 test images, default 10000), `cifar10`, `cifar100` (torchvision, cached), `f
 import functools
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from mesa import atomic, synthetic
 from mesa.errors import MesaError
 from mesa.synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
+CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}  # torchvision's extracted copies
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -129,7 +131,7 @@ def load_torchvision(name: str, root: Path | None = None, download: bool = True)
 
 def _missing_message(name: str, root: Path) -> str:
     archive = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}[name]
-    folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
+    folder = CIFAR_FOLDERS[name]
     return (f"{name} is not in {root} and could not be downloaded; put {archive} there (or its "
             f"extracted folder {root / folder}), or use --data folder:PATH with an image-folder copy")
 
@@ -226,11 +228,42 @@ def load_data(spec: str) -> ImageData:
     raise MesaError(f"unknown data source {spec!r}: use synthetic, synthetic100, cifar10, cifar100 or folder:PATH")
 
 
-@functools.lru_cache(maxsize=2)
+_loaded = functools.lru_cache(maxsize=2)(load_data)
+_loading = threading.Lock()
+
+
 def cached_data(spec: str) -> ImageData:
     """A data set loaded once per process (from the disk caches above after the first), however many
-    jobs, cases or page runs read it; read-only."""
-    return load_data(spec)
+    jobs, cases or page runs read it; read-only. Thread-safe: a caller arriving while another loads
+    waits for that load instead of drawing the data a second time."""
+    with _loading:
+        return _loaded(spec)
+
+
+def warm_in_background(spec: str) -> threading.Thread | None:
+    """Start loading `spec` into `cached_data` on a daemon thread, when that needs no download: a
+    server calls it at start so its first page with images (a class opening it at once) does not
+    wait for the embedded data's draw (~3 s). A load that fails here fails again, with its
+    message, where a page asks for the data."""
+    if not is_local(spec):
+        return None
+    thread = threading.Thread(target=_load_quietly, args=(spec,), name=f"warm {spec}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_quietly(spec: str) -> None:
+    try:
+        cached_data(spec)
+    except Exception:  # noqa: BLE001  (reported where the data is really asked for)
+        pass
+
+
+def is_local(spec: str) -> bool:
+    """Whether loading `spec` needs no download: the embedded data, an image folder, a CIFAR copy on disk."""
+    if spec in CIFAR_FOLDERS:
+        return (cache_root() / "torchvision" / CIFAR_FOLDERS[spec]).is_dir()
+    return spec.startswith(("synthetic", "folder:"))
 
 
 def defense_split(images: torch.Tensor, labels: torch.Tensor, fraction: float = 0.8, seed: int = 0):

@@ -56,7 +56,7 @@ for start in range(0, len(shown), 2):
         col.markdown(f"**{label(tag, methods)}**: {s.get('open', 0)} of {s['triggers']} open, "
                      f"worst `{s.get('worst_trigger')}` {s.get('worst_asr', 0):.0%}")
         key = f"census-{family}-{tag}"
-        event = col.plotly_chart(census_figure(found[tag]["census"], planted, picked),
+        event = col.plotly_chart(census_figure(path, tag, planted, picked, family),
                                  key=key, on_select="rerun", selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", []) if event else []
         name = points[0]["customdata"][0] if points else None

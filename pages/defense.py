@@ -1,15 +1,14 @@
 """Defense page: retrain the backdoored model with each chosen method (background jobs, one after
 another), compare ASR and clean accuracy before/after, and set them beside the paper's numbers."""
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from mesa.lab.artifacts import load_defenses
 from mesa.method.defense import DefenseConfig
 from mesa.lab.job_works import stage_work
-from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
-                       search_results, submit)
-from ui.census_view import floor_of, mark_floor, residual, residual_chart
+from ui.common import active_run, baseline_results, current_preset, events_frame, job_panel, search_results, submit
+from ui.charts import grouped_bars, metric_charts
+from ui.census_view import floor_line, floor_of, residual, residual_chart
 from ui.entry import through_app
 from ui.share import choice
 
@@ -60,8 +59,8 @@ left, right = st.columns([2, 1])
 with right:
     st.subheader("Paper (CIFAR-10, ResNet-18)")
     st.dataframe(PAPER, hide_index=True)
-    st.plotly_chart(px.bar(PAPER.melt("method", var_name="measure", value_name="ASR"), x="method", y="ASR",
-                           color="measure", barmode="group", height=300), key="paper-bars")
+    st.plotly_chart(grouped_bars(PAPER.melt("method", var_name="measure", value_name="ASR"), "method", "ASR", "measure"),
+                    key="paper-bars")
 with left:
     st.subheader("This run")
     if not results:
@@ -80,9 +79,8 @@ with left:
                    "the patterns open before that are closed after)." + (f" Dotted line: the {floor['label']}." if floor else ""))
         for measure in ("ASR", "clean acc"):
             long = table.melt("method", [f"{measure} before", f"{measure} after"], var_name="when", value_name=measure)
-            fig = px.bar(long, x="method", y=measure, color="when", barmode="group", height=300, range_y=[0, 1])
-            mark_floor(fig, "asr" if measure == "ASR" else None, floor)
-            st.plotly_chart(fig, key=f"bars-{measure}")
+            line = floor_line(floor, "asr") if measure == "ASR" else None
+            st.plotly_chart(grouped_bars(long, "method", measure, "when", y_range=[0, 1], line=line), key=f"bars-{measure}")
         residual_chart(table, floor, "bars-open")
 
 if results:

@@ -1,7 +1,7 @@
 """Gallery page: the triggers themselves, enlarged with crisp pixels, per source and sorted by ASR,
 with the spread of per-trigger ASR per source."""
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from ui.common import active_run, trigger_image, trigger_sources
@@ -38,6 +38,8 @@ for name, triggers, asr in sources:
 rows = [{"source": name, "asr": a} for name, _, asr in sources if asr is not None and len(asr) > 1 for a in asr.tolist()]
 if rows:
     st.subheader("Per-trigger ASR")
-    fig = px.histogram(pd.DataFrame(rows), x="asr", color="source", barmode="overlay", nbins=30, opacity=0.6,
-                       range_x=[0, 1], height=340, labels={"asr": "attack success rate"})
+    fig = go.Figure([go.Histogram(x=g["asr"].to_numpy(), name=str(name), nbinsx=30, opacity=0.6)
+                     for name, g in pd.DataFrame(rows).groupby("source", sort=False)],
+                    layout=dict(barmode="overlay", height=340, xaxis=dict(range=[0, 1], title=dict(text="attack success rate")),
+                                yaxis=dict(title=dict(text="count")), legend=dict(title=dict(text="source"))))
     st.plotly_chart(fig, key="asr-histogram")

@@ -1,7 +1,6 @@
 """MESA page: search the trigger distribution (one generator per beta) live, the pixel-SGD
 baseline, and detection (which class admits a whole distribution of working triggers)."""
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from mesa.method.baseline import BaselineConfig
@@ -9,8 +8,9 @@ from mesa.method.detection import DetectionConfig
 from mesa.lab.artifacts import load_detection
 from mesa.lab.job_works import stage_work
 from mesa.method.search import SearchConfig
-from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, metric_charts,
-                       mosaic, run, search_results, submit)
+from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, mosaic, run,
+                       search_results, submit)
+from ui.charts import grouped_bars, metric_charts
 from ui.entry import through_app
 from ui.share import choice
 
@@ -109,9 +109,8 @@ with detect_tab:
             df = pd.DataFrame(rows).assign(
                 name=lambda d: [f"{c}: {names[c]}" for c in d["class"]],
                 role=lambda d: ["attacked" if c == marked else "other" for c in d["class"]])
-            fig = px.bar(df, x="name", y=column, color="role", height=320,
-                         color_discrete_map={"attacked": "#c0392b", "other": "#7f8c8d"},
-                         labels={column: label, "name": "class"})
+            fig = grouped_bars(df.rename(columns={column: label, "name": "class"}), "class", label, "role", height=320,
+                               colors={"attacked": "#c0392b", "other": "#7f8c8d"}, barmode="relative")
             st.plotly_chart(fig, key=key)
         if det.get("suspect") is None:
             st.markdown("No suspect class: no pattern opens any class (and no search ran).")

@@ -15,8 +15,9 @@ from mesa.method.metrics import predict
 from mesa.lab.model_files import FORMATS
 from mesa.models import ARCHITECTURES
 from mesa.method.triggers import parse_trigger, stamp
-from ui.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, metric_charts,
-                       run, select_run, submit, trigger_image)
+from ui.common import (active_run, current_preset, data, events_frame, image_grid, job_panel, run, select_run,
+                       submit, trigger_image)
+from ui.charts import metric_charts
 from ui.entry import through_app
 from ui.share import choice, stop_page
 from ui.trigger_pick import pattern_gallery, uploaded_trigger

@@ -8,7 +8,8 @@ from mesa.data import cache_root
 from mesa.lab.job_works import pipeline_work
 from mesa.lab.jobs import job_queue
 from mesa.lab.runs import list_runs, runs_root
-from ui.common import events_frame, job_panel, metric_charts, mosaic, submit
+from ui.common import events_frame, job_panel, mosaic, submit
+from ui.charts import metric_charts
 from ui.entry import through_app
 
 through_app()

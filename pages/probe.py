@@ -1,20 +1,20 @@
 """Probe page: a student sets a 3x3 trigger cell by cell (or picks one from the census or the 51
 canonical patterns) and sees at once its ASR on the run's model and on every saved defended model,
 stamped images with the predictions, and where it sits among MESA's samples and the baseline's triggers."""
-import time
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from mesa.lab import artifacts
-from mesa.lab.probe import BACKDOORED, ask
+from mesa.lab.probe import BACKDOORED
 from mesa.lab.projection import pca_projector
 from mesa.method.triggers import canonical_patterns, parse_trigger
-from ui.census_view import census_trace, censuses, probe_of
+from ui.census_view import answer_of, census_trace, censuses, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources
+from ui.charts import points_by_source
 from ui.entry import through_app
 from ui.probe_cells import CELLS, K, WHITE, cells_of, colours, edited, flip, load, picked, spec
 from ui.share import choice, stop_page
@@ -68,9 +68,7 @@ with editor:
     st.image(trigger_image(trigger, 120), caption="the trigger")
 
 probe = probe_of(path)
-start = time.perf_counter()
-answer = ask(probe, trigger)
-took = time.perf_counter() - start
+answer, took = answer_of(path, trigger)
 names = r.config["classes"]
 with answer_col:
     st.markdown(f"**ASR on {len(probe.labels)} held-out images** (stamped at random places; answered in "
@@ -108,14 +106,12 @@ if df is None:
     st.info("Run a MESA search (and the pixel-SGD baseline) on the **MESA** page to see the trigger on the map.")
     stop_page()
 here = project(trigger[None])[0]
-fig = px.scatter(df[df["source"] != "census"], x="x", y="y", color="source", symbol="source", height=480,
-                 custom_data=["source", "asr", "trigger"], title="Trigger space (PCA of the pixels): the probe is the star")
-fig.update_traces(hovertemplate="%{customdata[2]}<br>%{customdata[0]}<br>ASR %{customdata[1]:.1%}<extra></extra>",
-                  marker=dict(size=7, opacity=0.75))
+traces = points_by_source(df[df["source"] != "census"], ["source", "asr", "trigger"],
+                          "%{customdata[2]}<br>%{customdata[0]}<br>ASR %{customdata[1]:.1%}<extra></extra>")
 if (df["source"] == "census").any():  # the census under the run's own triggers, coloured by ASR
-    fig.add_trace(census_trace(df[df["source"] == "census"]))
-    fig.data = fig.data[-1:] + fig.data[:-1]
-fig.add_scatter(x=[here[0]], y=[here[1]], mode="markers", name="probe", hoverinfo="skip",
-                marker=dict(symbol="star", size=22, color="black", line=dict(width=2, color="white")))
-fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15))
+    traces.insert(0, census_trace(df[df["source"] == "census"]))
+traces.append(go.Scatter(x=[here[0]], y=[here[1]], mode="markers", name="probe", hoverinfo="skip",
+                         marker=dict(symbol="star", size=22, color="black", line=dict(width=2, color="white"))))
+fig = go.Figure(traces, layout=dict(height=480, title=dict(text="Trigger space (PCA of the pixels): the probe is the star"),
+                                    margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15)))
 st.plotly_chart(fig, key="probe-map")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -12,6 +12,7 @@ from mesa.lab import artifacts
 from mesa.lab.projection import METHODS, project_triggers
 from ui.census_view import census_source, census_trace
 from ui.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
+from ui.charts import points_by_source
 from ui.entry import through_app
 from ui.share import choice
 
@@ -50,16 +51,16 @@ layer = census_source(path)
 background = bool(layer) and st.toggle("Census in the background: every pattern, coloured by its ASR on the model",
                                        value=True, key="census-layer")
 df = projection(str(path), mtime(Path(path) / artifacts.FOLDER), method, background)
-fig = px.scatter(df[df["source"] != "census"], x="x", y="y", color="source", symbol="source", height=560,
-                 custom_data=["source", "index", "asr", "trigger"])
-fig.update_traces(hovertemplate="%{customdata[3]}<br>%{customdata[0]} #%{customdata[1]}<br>ASR %{customdata[2]:.1%}"
-                                "<extra></extra>")
-fig.update_traces(marker=dict(size=7, opacity=0.75))
-fig.update_traces(selector=dict(name="original"), marker=dict(size=16, line=dict(width=2, color="black")))
-fig.update_layout(dragmode="lasso", legend=dict(orientation="h", y=-0.12), margin=dict(l=10, r=10, t=10, b=10))
+traces = points_by_source(df[df["source"] != "census"], ["source", "index", "asr", "trigger"],
+                          "%{customdata[3]}<br>%{customdata[0]} #%{customdata[1]}<br>ASR %{customdata[2]:.1%}<extra></extra>")
+for trace in traces:
+    if trace.name == "original":
+        trace.marker.update(size=16, line=dict(width=2, color="black"))
 if background:  # drawn first, under the run's own triggers
-    fig.add_trace(census_trace(df[df["source"] == "census"]))
-    fig.data = fig.data[-1:] + fig.data[:-1]
+    traces.insert(0, census_trace(df[df["source"] == "census"]))
+fig = go.Figure(traces, layout=dict(height=560, dragmode="lasso", legend=dict(orientation="h", y=-0.12),
+                                    margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(title=dict(text="x")),
+                                    yaxis=dict(title=dict(text="y"))))
 event = st.plotly_chart(fig, key=f"space-{method}", on_select="rerun", selection_mode=("box", "lasso", "points"))
 
 points = (event or {}).get("selection", {}).get("points", []) if event else []

@@ -1,9 +1,13 @@
+import functools
+import time
+
 import pytest
 import torch
 from PIL import Image
 
 from mesa import data as data_module
-from mesa.data import defense_split, load_data, load_folder, load_synthetic, load_torchvision
+from mesa.data import (cached_data, defense_split, is_local, load_data, load_folder, load_synthetic, load_torchvision,
+                       warm_in_background)
 from mesa.errors import MesaError
 
 
@@ -28,6 +32,24 @@ def test_synthetic_is_drawn_once_then_read_back_and_a_corrupt_cache_is_redrawn(i
     cache_file.write_bytes(b"not a torch file")
     redrawn = load_synthetic(n_train=200, n_test=100)
     assert torch.equal(redrawn.test_images, drawn.test_images) and cache_file.stat().st_size > 100
+
+
+def test_racing_callers_load_once_and_the_warm_up_never_downloads(isolated_dirs, monkeypatch):
+    calls = []
+
+    def slow_load(spec):
+        calls.append(spec)
+        time.sleep(0.2)
+        return spec.upper()
+
+    monkeypatch.setattr(data_module, "_loaded", functools.lru_cache(maxsize=2)(slow_load))
+    warm = warm_in_background("synthetic")
+    assert cached_data("synthetic") == "SYNTHETIC"  # whichever thread came first, the other waited for its load
+    warm.join()
+    assert calls == ["synthetic"]
+    assert warm_in_background("cifar10") is None and not is_local("cifar10")  # no copy on disk: no download
+    (isolated_dirs / "cache" / "torchvision" / "cifar-10-batches-py").mkdir(parents=True)
+    assert is_local("cifar10") and is_local("folder:/anywhere") and not is_local("cifar100")
 
 
 def _make_folder(root, sizes=((8, 8),), per_class=3):

@@ -3,11 +3,11 @@ picture of every trigger of a census as a tiny crisp icon framed in its ASR colo
 lighter than 512 widgets), with an invisible layer of points for hover and click, and the probe."""
 import base64
 import io
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -16,8 +16,9 @@ from PIL import Image
 from mesa.lab import artifacts
 from mesa.method.census import OPEN, closure
 from mesa.errors import MesaError
-from mesa.lab.probe import BACKDOORED, open_probe
+from mesa.lab.probe import BACKDOORED, ask, open_probe
 from ui.common import data, mtime, run
+from ui.charts import grouped_bars
 
 # ASR colour: grey when closed, orange at the open line (0.5), red when always open.
 STOPS, COLOURS = [0.0, OPEN, 1.0], np.array([[190, 190, 190], [255, 165, 0], [200, 0, 0]])
@@ -102,8 +103,16 @@ def _box(fig, i: int, side: int, columns: int, colour: str, dash: str = "solid")
     fig.add_shape(type="rect", x0=x - r, x1=x + r, y0=y - r, y1=y + r, line=dict(color=colour, width=3, dash=dash))
 
 
-def census_figure(census, planted: str | None = None, picked: str | None = None) -> go.Figure:
-    """The census picture; hover shows a trigger's name and ASR, a click selects it (customdata[0])."""
+def census_figure(path, tag: str, planted: str | None = None, picked: str | None = None, family: str = "binary"):
+    """The picture of the run's census `tag`; hover shows a trigger's name and ASR, a click selects it
+    (customdata[0]). Built once per census and marks, shared by every session: 512 points and a PNG
+    were most of the Census page's run."""
+    return _census_figure(str(path), family, mtime(Path(path) / artifacts.FOLDER), tag, planted, picked)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _census_figure(path: str, family: str, stamp: float, tag: str, planted: str | None, picked: str | None) -> go.Figure:
+    census = _censuses(path, family, stamp)[tag]["census"]
     asr = census.asr
     columns = columns_for(len(asr))
     picture = sheet(census.triggers, asr, columns)
@@ -133,12 +142,30 @@ def _probe(path: str, stamp: float):
     return open_probe(path, data(run(path).config["data"]))
 
 
-def probe_of(path):
-    """The probe of a run (its model, every kept defended model, held-out images), reloaded only when
-    the run's model or a defended model changes."""
+def _probe_stamp(path) -> float:
+    """The newest of the run's model and its defended models: the probe reloads when one changes."""
     folder = Path(path) / artifacts.FOLDER
-    files = [Path(path) / "model.pt", *folder.glob("defense-*.pt")]
-    return _probe(str(path), max(f.stat().st_mtime for f in files if f.is_file()))
+    return max(f.stat().st_mtime for f in [Path(path) / "model.pt", *folder.glob("defense-*.pt")] if f.is_file())
+
+
+def probe_of(path):
+    """The probe of a run (its model, every kept defended model, held-out images)."""
+    return _probe(str(path), _probe_stamp(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _answer(path: str, stamp: float, pixels: bytes, _trigger: torch.Tensor):
+    start = time.perf_counter()
+    answer = ask(_probe(path, stamp), _trigger)
+    return answer, time.perf_counter() - start
+
+
+def answer_of(path, trigger: torch.Tensor):
+    """The probe's answer for a trigger and the seconds it took, computed once per server and shared
+    (the answer is deterministic): a class opening the Probe page on the planted trigger together
+    costs one pass over the models, not one per student (docs/RESULTS.md, ten sessions)."""
+    trigger = trigger.detach().cpu().float().contiguous()
+    return _answer(str(path), _probe_stamp(path), trigger.numpy().tobytes(), trigger)
 
 
 def residual(result: dict) -> dict:
@@ -166,9 +193,9 @@ def floor_of(path) -> dict | None:
         return None
 
 
-def mark_floor(fig, value, floor) -> None:
-    if floor and floor.get(value) is not None:
-        fig.add_hline(y=floor[value], line_dash="dot", line_color="black", annotation_text=floor["label"])
+def floor_line(floor, value: str) -> tuple[float, str] | None:
+    """The floor's `value` (asr, open) as a dotted line for grouped_bars, when it is known."""
+    return (floor[value], floor["label"]) if floor and floor.get(value) is not None else None
 
 
 def residual_chart(table: pd.DataFrame, floor, key: str) -> None:
@@ -176,10 +203,8 @@ def residual_chart(table: pd.DataFrame, floor, key: str) -> None:
     if "open after" not in table:
         return
     long = table.melt("method", ["open before", "open after"], var_name="when", value_name="open triggers").dropna()
-    fig = px.bar(long, x="method", y="open triggers", color="when", barmode="group", height=300,
-                 title="Triggers still open (census, ASR ≥ 0.5; pixel-sgd: its worst restart)")
-    mark_floor(fig, "open", floor)
-    st.plotly_chart(fig, key=key)
+    st.plotly_chart(grouped_bars(long, "method", "open triggers", "when", line=floor_line(floor, "open"),
+                                 title="Triggers still open (census, ASR ≥ 0.5; pixel-sgd: its worst restart)"), key=key)
 
 
 def census_source(path) -> list:

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
@@ -133,22 +132,6 @@ def image_grid(images: torch.Tensor, size: int = 96) -> list[Image.Image]:
 
 def events_frame(job) -> pd.DataFrame:
     return pd.DataFrame(list(job.events))
-
-
-def metric_charts(df: pd.DataFrame, metrics: list[str], x: str = "step", key: str = "") -> None:
-    """One small line chart per metric, one line per stage. Built with plotly's graph objects, not
-    plotly express: every session watching a job redraws these every 2 s, and px.line cost 20x more
-    server time (45% of the server's CPU with ten sessions, py-spy; bench/sessions.py)."""
-    shown = [m for m in metrics if m in df and df[m].notna().any()]
-    for col, m in zip(st.columns(max(1, len(shown))), shown):
-        d = df[df[m].notna()]
-        lines = [go.Scatter(x=g[x].to_numpy(), y=g[m].to_numpy(), name=str(stage),
-                            mode="lines+markers" if len(d) < 40 else "lines")
-                 for stage, g in d.groupby("stage", sort=False)]
-        fig = go.Figure(lines, layout=dict(height=240, margin=dict(l=10, r=10, t=30, b=10), title=dict(text=m),
-                                           showlegend=len(lines) > 1, legend=dict(orientation="h", y=-0.3),
-                                           xaxis=dict(title=dict(text=x)), yaxis=dict(title=dict(text=m))))
-        col.plotly_chart(fig, key=f"{key}-{m}")
 
 
 def submit(kind: str, label: str, work, run_path=None):
