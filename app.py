@@ -8,6 +8,7 @@ import streamlit as st
 
 from mesa.data import warm_in_background
 from mesa.errors import MesaError
+from mesa.lab.projection import import_in_background
 from mesa.lab.ready_runs import install_ready_runs
 from mesa.lab.runs import list_runs, read_json
 from ui.common import active_run, sidebar
@@ -32,9 +33,11 @@ PAGES = [
 @st.cache_resource
 def prepare_server() -> list:
     """Once per server: copy the ready runs shipped in assets/runs into the runs folder, so every
-    page has something to show at once (mesa/lab/ready_runs.py), and load the newest run's data in
-    the background, so a class opening the Model page together does not wait for it (docs/RESULTS.md)."""
+    page has something to show at once (mesa/lab/ready_runs.py); and, in the background, load the newest
+    run's data and import the trigger maps' scikit-learn, so a class opening pages together does not
+    wait for them (docs/RESULTS.md, ten sessions)."""
     added = install_ready_runs()
+    import_in_background()
     try:
         runs = list_runs()
         if runs:

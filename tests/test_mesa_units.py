@@ -96,3 +96,12 @@ def test_projections_of_trigger_space():
     assert project_triggers(triggers[:3], "UMAP").shape == (3, 2)  # too few points: PCA
     with pytest.raises(MesaError, match="unknown projection"):
         project_triggers(triggers, "LDA")
+
+
+def test_a_server_imports_the_projection_in_the_background():
+    import sys
+
+    from mesa.lab.projection import import_in_background
+
+    import_in_background().join(60)
+    assert "sklearn.decomposition" in sys.modules

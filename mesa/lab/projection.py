@@ -1,5 +1,8 @@
 """2-D maps of trigger space (PCA, t-SNE, UMAP) so MESA's clouds and the baseline's points can be
 seen side by side. Triggers are compared as flattened pixel vectors."""
+import importlib
+import threading
+
 import numpy as np
 import torch
 
@@ -36,3 +39,12 @@ def pca_projector(reference: torch.Tensor, seed: int = 0):
 
     pca = PCA(n_components=2, random_state=seed).fit(reference.flatten(1).double().numpy())
     return lambda triggers: pca.transform(triggers.flatten(1).double().numpy())
+
+
+def import_in_background() -> threading.Thread:
+    """Import scikit-learn's PCA on a daemon thread: a server calls it at start, so the first map a page
+    draws (a class opening Trigger space together) does not wait the 1-2 s that import takes."""
+    thread = threading.Thread(target=importlib.import_module, args=("sklearn.decomposition",),
+                              name="import scikit-learn", daemon=True)
+    thread.start()
+    return thread
