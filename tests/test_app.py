@@ -102,7 +102,8 @@ def test_key_widgets_exist(with_run):
     at = app("model")
     labels = {w.label for w in at.selectbox} | {w.label for w in at.number_input}
     assert {"Data source", "Architecture", "Target class", "Poison ratio", "Epochs"} <= labels
-    assert sum(b.key.startswith("pattern-") for b in at.button if b.key) == 51
+    (patterns,) = [r for r in at.radio if r.label.startswith("Pattern")]
+    assert len(patterns.options) == 51 and patterns.value == 170
     at = app("mesa_search")
     assert {"alpha (entropy weight)", "epochs per beta"} <= {w.label for w in at.number_input}
     assert any(b.label == "Run MESA search" for b in at.button)
@@ -114,7 +115,7 @@ def test_key_widgets_exist(with_run):
 
 def test_choosing_a_pattern_sets_the_trigger():
     at = app("model")
-    next(b for b in at.button if b.key == "pattern-7").click().run()
+    next(r for r in at.radio if r.label.startswith("Pattern")).set_value(7).run()
     assert_clean(at)
     assert any("binary:7" in c.value for c in at.caption)
 

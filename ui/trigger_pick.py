@@ -1,9 +1,10 @@
-"""The Model page's trigger choosers: the 51 canonical 3x3 patterns as a clickable gallery (the
-pattern chosen is a link choice) and an uploaded trigger image."""
+"""The Model page's trigger choosers: the 51 canonical 3x3 patterns in one numbered picture with a
+chooser (the pattern chosen is a link choice), and an uploaded trigger image."""
 import hashlib
 import io
 
 import streamlit as st
+from PIL import Image, ImageDraw, ImageFont
 
 from mesa.errors import MesaError
 from mesa.lab.runs import runs_root
@@ -12,28 +13,38 @@ from ui.common import trigger_image
 from ui.share import choice
 
 
-@st.cache_data(show_spinner=False)
-def pattern_icon(n: int) -> bytes:
-    """Pattern n as PNG bytes, drawn once per server: the gallery was 60% of the Model page's run."""
+@st.cache_data(show_spinner=False, max_entries=64)
+def pattern_sheet(chosen: int) -> bytes:
+    """The 51 patterns in one numbered picture (PNG), the chosen one framed in red. One image, not 51:
+    each image is a request per student, and 51 icons and buttons made the Model page the slowest
+    with ten sessions (docs/RESULTS.md)."""
+    patterns, per_row, icon, pad, text = canonical_patterns(), 17, 36, 10, 14
+    rows = -(-len(patterns) // per_row)
+    canvas = Image.new("RGB", (per_row * (icon + pad) + pad, rows * (icon + pad + text) + pad), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(12)
+    for i, n in enumerate(patterns):
+        x, y = pad + (i % per_row) * (icon + pad), pad + (i // per_row) * (icon + pad + text)
+        canvas.paste(trigger_image(parse_trigger(f"binary:{n}"), icon), (x, y))
+        chosen_here = n == chosen
+        draw.rectangle([x - 3, y - 3, x + icon + 2, y + icon + 2], outline=(230, 40, 40) if chosen_here else (170, 170, 170),
+                       width=3 if chosen_here else 1)
+        draw.text((x + icon // 2, y + icon + 4), str(n), fill="black", font=font, anchor="mt")
     out = io.BytesIO()
-    trigger_image(parse_trigger(f"binary:{n}"), 36).save(out, format="PNG")
+    canvas.save(out, format="PNG")
     return out.getvalue()
 
 
 def pattern_gallery(current: str) -> str:
-    """The 51 canonical 3x3 patterns (equal up to rotation, flip, inversion); a click picks one."""
-    patterns = canonical_patterns()
+    """The 51 canonical 3x3 patterns (equal up to rotation, flip, inversion), numbered in one picture;
+    the number picks one (a link choice: any of the 512 a link names is offered too)."""
+    patterns = list(canonical_patterns())
     number = current.split(":")[1] if current.startswith("binary:") else ""
     key = choice("pattern", int(number) if number.isdigit() and int(number) < 512 else 170, range(512))
     chosen = st.session_state[key]
-    per_row = 17
-    for start in range(0, len(patterns), per_row):
-        for col, n in zip(st.columns(per_row), patterns[start:start + per_row]):
-            col.image(pattern_icon(n))
-            if col.button(str(n), key=f"pattern-{n}", type="primary" if n == chosen else "secondary"):
-                st.session_state[key] = n
-                st.rerun()
-    return f"binary:{chosen}"
+    st.image(pattern_sheet(chosen))
+    st.radio("Pattern (its number in the picture)", patterns + ([chosen] if chosen not in patterns else []),
+             horizontal=True, key=key)
+    return f"binary:{st.session_state[key]}"
 
 
 def uploaded_trigger(image_size: int) -> str | None:
