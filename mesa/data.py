@@ -8,19 +8,16 @@ import functools
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from mesa import atomic, synthetic
+from mesa import atomic, image_folder, synthetic
 from mesa.errors import MesaError
 from mesa.synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}  # torchvision's extracted copies
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 @dataclass
@@ -136,81 +133,19 @@ def _missing_message(name: str, root: Path) -> str:
             f"extracted folder {root / folder}), or use --data folder:PATH with an image-folder copy")
 
 
-def _list_folder(root: Path) -> dict[str, list[tuple[str, list[Path]]]]:
-    """{split: [(class, [files])]} for train/ and test/, classes sorted by name."""
-    listing = {}
-    for split in ("train", "test"):
-        split_dir = root / split
-        if not split_dir.is_dir():
-            raise MesaError(f"{root} has no {split}/ folder: expected {split}/<class>/<image files>")
-        classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
-        if not classes:
-            raise MesaError(f"{split_dir} has no class folders")
-        listing[split] = [(c, sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-                          for c in classes]
-    train_classes = [c for c, _ in listing["train"]]
-    if train_classes != [c for c, _ in listing["test"]]:
-        raise MesaError(f"{root}: train/ and test/ have different class folders")
-    for split, entries in listing.items():
-        empty = [c for c, files in entries if not files]
-        if empty:
-            raise MesaError(f"{root / split}: no images in class folder(s) {', '.join(empty)}")
-    return listing
-
-
-def _listing_key(listing) -> str:
-    h = hashlib.sha256()
-    for split, entries in listing.items():
-        for c, files in entries:
-            for p in files:
-                st = p.stat()
-                h.update(f"{split}/{c}/{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:24]
-
-
-def _decode(path: Path, size: int | None) -> torch.Tensor:
-    """One image file as uint8 3 x H x W, resized (bilinear, antialiased) to size x size if given."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as e:
-        raise MesaError(f"cannot decode image {path}: {e}") from None
-
-
-def _common_size(path: Path) -> int:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return img.size[0]
-    except OSError as e:
-        raise MesaError(f"cannot decode image {path}: {e}") from None
-
-
 def load_folder(root, cache: bool = True) -> ImageData:
     """An image-folder tree; decoded once, then cached keyed by the folder's listing."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise MesaError(f"image folder {root} does not exist")
-    listing = _list_folder(root)
+    listing = image_folder.list_folder(root)
     classes = [c for c, _ in listing["train"]]
-    cache_file = cache_root() / "folders" / f"{_listing_key(listing)}.pt"
+    cache_file = cache_root() / "folders" / f"{image_folder.listing_key(listing)}.pt"
     cached = _read_cache(cache_file, f"folder:{root}", classes) if cache else None
     if cached is not None:
         return cached
-    size = _common_size(listing["train"][0][1][0])  # the first image's size is every image's
-    splits = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for split in ("train", "test"):
-            files = [(label, p) for label, (_, ps) in enumerate(listing[split]) for p in ps]
-            images = list(pool.map(lambda p: _decode(p, size), [p for _, p in files], chunksize=256))
-            splits.append((torch.stack(images), torch.tensor([label for label, _ in files])))
-    data = _make(f"folder:{root}", classes, splits[0], splits[1])
+    train, test = image_folder.decode_listing(listing)
+    data = _make(f"folder:{root}", classes, train, test)
     if cache:
         _write_cache(cache_file, data)
     return data

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from mesa import data as data_module
+from mesa import image_folder
 from mesa.data import (cached_data, defense_split, is_local, load_data, load_folder, load_synthetic, load_torchvision,
                        warm_in_background)
 from mesa.errors import MesaError
@@ -72,7 +73,7 @@ def test_folder_source_and_cache_reuse(tmp_path, monkeypatch):
     def no_decoding(_):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(data_module, "_decode", no_decoding)
+    monkeypatch.setattr(image_folder, "decode_listing", no_decoding)
     second = load_folder(tmp_path / "imgs")
     assert torch.equal(first.train_images, second.train_images) and first.mean == second.mean
 
