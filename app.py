@@ -25,6 +25,7 @@ PAGES = [
     ("trigger_space", "Trigger space", "scatter_plot"),
     ("census", "Census", "grid_on"),
     ("defense", "Defense", "shield"),
+    ("cifar10", "CIFAR-10", "table_chart"),
     ("probe", "Probe", "experiment"),
     ("presets", "Presets", "save"),
 ]
