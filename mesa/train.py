@@ -10,8 +10,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from mesa.device import PRECISIONS, autocast
 from mesa.errors import MesaError
 from mesa.progress import Progress, ProgressFn, ignore
+
+
+SCHEDULES = ("onecycle", "triangle", "constant")
 
 
 @dataclass
@@ -19,19 +23,24 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.2
-    schedule: str = "onecycle"  # "onecycle" (from scratch) or "constant" (fine-tuning, as the paper)
+    schedule: str = "onecycle"  # "onecycle" (from scratch), "triangle" (fastnet's) or "constant" (fine-tuning, as the paper)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
+    bias_lr_scale: float = 1.0  # learning-rate factor for BatchNorm biases (fastnet: 64)
     augment: bool = True
+    crop_pad: int = 4  # random-crop translation, in pixels
+    precision: str = "auto"  # bf16 autocast where the device runs it natively (mesa.device), or fp32 / bf16
     seed: int = 0
     log_every: int = 10
 
     def __post_init__(self):
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise MesaError("epochs must be >= 0, batch size >= 1 and learning rate > 0")
-        if self.schedule not in ("onecycle", "constant"):
-            raise MesaError(f"unknown schedule {self.schedule!r}: use onecycle or constant")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0 or not self.bias_lr_scale > 0:
+            raise MesaError("epochs must be >= 0, batch size >= 1 and learning rates > 0")
+        if self.schedule not in SCHEDULES:
+            raise MesaError(f"unknown schedule {self.schedule!r}: use {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise MesaError(f"unknown precision {self.precision!r}: use {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,13 +62,30 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+def _param_groups(model, cfg: TrainConfig) -> list[dict]:
+    """BatchNorm biases apart when they learn faster; their decay per step stays the same."""
+    norm_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   and m.bias is not None}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.bias_lr_scale == 1.0:
+        return [{"params": trainable}]
+    fast = [p for p in trainable if id(p) in norm_biases]
+    rest = [p for p in trainable if id(p) not in norm_biases]
+    scale = cfg.bias_lr_scale
+    return [{"params": rest}, {"params": fast, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay / scale}]
+
+
 def _optimizer(model, cfg: TrainConfig, steps: int):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.momentum > 0)
+    opt = torch.optim.SGD(_param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    peak = [g["lr"] for g in opt.param_groups]
     if cfg.schedule == "onecycle" and steps > 0:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.25,
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.25,
                                                     anneal_strategy="linear", div_factor=10, final_div_factor=100)
+    elif cfg.schedule == "triangle" and steps > 0:  # from 0.2x up to the peak at 20% of the steps, then down to 0
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.2,
+                                                    anneal_strategy="linear", div_factor=5, final_div_factor=1e6,
+                                                    cycle_momentum=False)
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     return opt, sched
@@ -100,11 +126,12 @@ def train_classifier(model, images: torch.Tensor, labels: torch.Tensor, cfg: Tra
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x, y = images[idx].float().div_(255), labels[idx]
             if cfg.augment:
-                x = augment(x, g)
+                x = augment(x, g, cfg.crop_pad)
             if batch_transform:
                 x, y = batch_transform(x, y)
-            out = model(x)
-            loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+            with autocast(device, cfg.precision):
+                out = model(x)
+            loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
