@@ -5,6 +5,7 @@ import json
 import sys
 
 from mesa.errors import MesaError
+from mesa.models import TRAINED_HERE
 from mesa.lab.cli_commands import (cmd_attack, cmd_baseline, cmd_census, cmd_defend, cmd_demo, cmd_detect, cmd_eval,
                                    cmd_import, cmd_search, cmd_triggers)
 
@@ -24,6 +25,11 @@ def add_common(p, runs=True):
         p.add_argument("--out", default=None, help="runs folder (default: $MESA_RUNS or ./runs)")
 
 
+def add_precision(p):
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast where the device runs it natively (CUDA, AVX-512 BF16/AMX CPUs), else fp32")
+
+
 def add_location(p):
     p.add_argument("--location", default=None,
                    help="where triggers are stamped: random or fixed:ROW,COL (default: where the run's attack stamped)")
@@ -35,7 +41,8 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("attack", help="train a backdoored classifier and save it as a run")
     p.add_argument("--data", default="synthetic", help="synthetic, cifar10, cifar100 or folder:PATH")
-    p.add_argument("--model", default="small", choices=["small", "resnet18"])
+    p.add_argument("--model", default="small", choices=list(TRAINED_HERE),
+                   help="small (fast on CPUs), fastnet (the strong ~2M-parameter CIFAR net) or resnet18 (the paper's)")
     p.add_argument("--trigger", default="binary:170", help="binary:N, color:SEED or file:PATH")
     p.add_argument("--target", type=int, default=0)
     p.add_argument("--poison-ratio", type=float, default=0.01)
@@ -44,7 +51,8 @@ def build_parser() -> ArgumentParser:
                    help="where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL, e.g. fixed:0,0")
     p.add_argument("--init", default=None, help="a run to fine-tune instead of training from scratch")
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the model's recipe (fastnet 1000), 128 to fine-tune")
+    add_precision(p)
     p.add_argument("--seed", type=int, default=0)
     add_common(p)
     p.set_defaults(func=cmd_attack)
@@ -66,6 +74,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--noise", default="uniform", choices=["uniform", "gaussian"])
     p.add_argument("--samples", type=int, default=256, help="triggers sampled per beta to measure")
     p.add_argument("--seed", type=int, default=0)
+    add_precision(p)
     add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_search)
@@ -92,6 +101,7 @@ def build_parser() -> ArgumentParser:
                    help="the census of triggers left open after the defense (default: every binary pattern)")
     p.add_argument("--census-images", type=int, default=256, help="held-out images per census trigger")
     p.add_argument("--seed", type=int, default=0)
+    add_precision(p)
     add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_defend)

@@ -86,7 +86,7 @@ def cmd_search(args):
     from mesa.lab.stages import run_search
 
     cfg = SearchConfig(betas=args.betas, alpha=args.alpha, epochs=args.epochs, noise=args.noise, seed=args.seed,
-                       location=args.location)
+                       location=args.location, precision=args.precision)
     return _stage(args, lambda ws, bar: run_search(ws, cfg, args.target, args.samples, bar))
 
 
@@ -104,7 +104,7 @@ def cmd_defend(args):
     from mesa.lab.stages import run_defense
 
     cfg = DefenseConfig(method=args.method, epochs=args.epochs, poison_ratio=args.poison_ratio,
-                        restarts=args.restarts, seed=args.seed, location=args.location)
+                        restarts=args.restarts, seed=args.seed, location=args.location, precision=args.precision)
     census = None if args.census == "none" else CensusConfig(family=args.census, images=args.census_images)
     return _stage(args, lambda ws, bar: run_defense(ws, cfg, bar, census=census))
 

@@ -12,6 +12,7 @@ from mesa.method.poison import StampFraction, fixed_sampler
 from mesa.progress import ProgressFn, ignore
 from mesa.lab.runs import load_run, save_run
 from mesa.train import TrainConfig, train_classifier
+from mesa.training_recipes import recipe
 from mesa.method.triggers import check_location, parse_location, parse_trigger
 
 
@@ -24,19 +25,22 @@ class AttackConfig:
     poison_ratio: float = 0.01
     epochs: int = 10
     init: str | None = None  # a run to fine-tune; None trains from scratch
-    lr: float | None = None  # default: 0.2 one-cycle from scratch, 1e-3 constant when fine-tuning (paper)
-    batch_size: int = 128
+    lr: float | None = None  # default: the model's recipe from scratch (mesa/training_recipes.py), 1e-3 constant when fine-tuning (paper)
+    batch_size: int | None = None  # default: the model's recipe from scratch, 128 when fine-tuning
     seed: int = 0
     location: str = "random"  # where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL
+    precision: str = "auto"  # bf16 autocast where the device runs it natively, or fp32 / bf16
     device: str = "auto"
     out: str | None = None  # runs folder
 
     def train_config(self) -> TrainConfig:
-        fine_tune = self.init is not None
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                           lr=self.lr or (1e-3 if fine_tune else 0.2),
-                           schedule="constant" if fine_tune else "onecycle",
-                           weight_decay=0.0 if fine_tune else 5e-4)
+        if self.init is not None:  # the paper's attack: a gentle fine-tune of a converged model
+            settings = {"lr": 1e-3, "schedule": "constant", "weight_decay": 0.0, "batch_size": 128}
+        else:
+            settings = {"lr": 0.2, "schedule": "onecycle", "weight_decay": 5e-4, "batch_size": 128, **recipe(self.model)}
+        chosen = {"lr": self.lr, "batch_size": self.batch_size}
+        settings.update({k: v for k, v in chosen.items() if v is not None})
+        return TrainConfig(epochs=self.epochs, seed=self.seed, precision=self.precision, **settings)
 
 
 def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False, data=None):
@@ -50,12 +54,13 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     check_location(location, data.image_size, trigger.shape[-1])
     if cfg.init:
         base = load_run(cfg.init, device)
-        if base.config["data"] != cfg.data or base.config["model"] != cfg.model:
+        if base.config.get("classes") != data.classes or base.config["model"] != cfg.model:
             raise MesaError(f"--init run {cfg.init} is a {base.config['model']} on {base.config['data']}, "
-                            f"not a {cfg.model} on {cfg.data}")
+                            f"not a {cfg.model} on {cfg.data}'s classes")
         model = base.model
     else:
         model = build_model(cfg.model, data.num_classes, data.mean, data.std).to(device)
+        model.init_from_data(data.train_images)
     data = data.to(device)
     train_cfg = cfg.train_config()
     start = time.time()

@@ -37,6 +37,7 @@ class DefenseConfig:
     restarts: int | None = None  # pixel-sgd: how many baseline triggers to defend with (default: all)
     augment: bool = True  # crop + flip; the paper's reference code retrains without augmentation
     location: str | None = None  # where triggers are stamped: random or fixed:ROW,COL (stages: the run's)
+    precision: str = "auto"  # bf16 autocast where the device runs it natively, or fp32 / bf16
     seed: int = 0
 
     def __post_init__(self):
@@ -48,7 +49,8 @@ class DefenseConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, schedule="constant",
-                           momentum=self.momentum, weight_decay=0.0, seed=self.seed, augment=self.augment)
+                           momentum=self.momentum, weight_decay=0.0, seed=self.seed, augment=self.augment,
+                           precision=self.precision)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from mesa.device import PRECISIONS, autocast
 from mesa.errors import MesaError
 from mesa.method.generator import StatisticsNetwork, TriggerGenerator, sample_noise
 from mesa.method.mine import MineTrainer, mine_lower_bound
@@ -36,6 +37,7 @@ class SearchConfig:
     log_every: int = 5
     snapshot_size: int = 64
     location: str | None = None  # random or fixed:ROW,COL; None: random here, the run's own in stages
+    precision: str = "auto"  # the classifier's forward in bf16 where native (mesa.device); G and T stay fp32
 
     def __post_init__(self):
         if not self.betas or not all(0 < b < 1 for b in self.betas):
@@ -44,6 +46,8 @@ class SearchConfig:
             raise MesaError("alpha must be >= 0, epochs >= 1 and batch size >= 1")
         if self.noise not in ("uniform", "gaussian"):
             raise MesaError(f"unknown noise {self.noise!r}: use uniform or gaussian")
+        if self.precision not in PRECISIONS:
+            raise MesaError(f"unknown precision {self.precision!r}: use {', '.join(PRECISIONS)}")
 
     def hidden_for(self, num_classes: int) -> int:
         return self.hidden or (2048 if num_classes >= 100 else 512)
@@ -104,7 +108,8 @@ def train_generator(model, images: torch.Tensor, labels: torch.Tensor, target: i
             gen.train()
             triggers = gen(z)
             noisy = triggers + cfg.noise_std * torch.randn(triggers.shape, device=device, generator=g)
-            logits = model(stamp(x, noisy, location, generator=g))
+            with autocast(device, cfg.precision):
+                logits = model(stamp(x, noisy, location, generator=g)).float()
             p_target = logits.softmax(1)[:, target]
             hinge = capped_target_probability(p_target, beta)
             mi = mine_lower_bound(stats, z, z_marginal, triggers)
