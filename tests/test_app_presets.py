@@ -26,10 +26,10 @@ def test_export_then_import_round_trips():
     ("not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
     ('{"attack": {"epochz": 3}}', "unknown key(s) epochz"),
-    ('{"attack": {"epochs": "three"}}', "wrong type"),
-    ('{"search": {"betas": [1.5]}}', "betas must be within"),
+    ('{"attack": {"epochs": "three"}}', "attack.epochs must be a whole number"),
+    ('{"search": {"betas": [1.5]}}', "must be within (0, 1), got 1.5"),
     ('{"defense": {"methods": ["magic"]}}', "unknown defense"),
-    ('{"defense": {"methods": []}}', "non-empty list"),
+    ('{"defense": {"methods": []}}', "defense.methods must be a list of 1 to 16 entries"),
     ('{"attack": []}', "must be an object"),
 ])
 def test_bad_presets_are_refused_with_a_reason(text, message):

@@ -9,7 +9,7 @@ class or a paper setting can be shared, exported from the app and imported back,
      "census":   {CensusConfig fields}     (optional: the census each defense records)}
 """
 import json
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 from mesa.method.attack import AttackConfig
@@ -17,51 +17,31 @@ from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig
 from mesa.method.defense import DefenseConfig, parse_method
 from mesa.errors import MesaError
+from mesa.lab import preset_schema
+from mesa.lab.runs import runs_root
 from mesa.method.search import SearchConfig
+from mesa.method.triggers import parse_location
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "presets"
-SECTIONS = {"attack": AttackConfig, "search": SearchConfig, "defense": DefenseConfig, "baseline": BaselineConfig,
-            "census": CensusConfig}
-
-
-def _check_section(name: str, section, cls) -> None:
-    if not isinstance(section, dict):
-        raise MesaError(f"preset section {name!r} must be an object, got {type(section).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    if name == "defense":
-        allowed = allowed - {"method"} | {"methods"}
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise MesaError(f"preset section {name!r} has unknown key(s) {', '.join(unknown)}; "
-                        f"allowed: {', '.join(sorted(allowed))}")
 
 
 def validate(preset) -> dict:
-    """The preset itself when every section builds a valid config; a MesaError naming the fault otherwise."""
-    if not isinstance(preset, dict):
-        raise MesaError("a preset must be a JSON object with attack, search and defense sections")
-    if not isinstance(preset.get("name", ""), str):
-        raise MesaError("preset name must be a string")
-    for name, cls in SECTIONS.items():
-        _check_section(name, preset.get(name, {}), cls)
-    try:
-        attack_config(preset)
-        search_config(preset)
-        defense_configs(preset)
-        baseline_config(preset)
-        census_config(preset)
-    except TypeError as e:
-        raise MesaError(f"preset has a value of the wrong type: {e}") from None
+    """The preset itself when it fits the schema (preset_schema.py) and every section builds a valid
+    config; a MesaError naming the fault otherwise."""
+    preset_schema.check(preset)
+    attack_config(preset)
+    search_config(preset)
+    defense_configs(preset)
+    baseline_config(preset)
+    census_config(preset)
+    for name in ("attack", "search", "defense", "baseline"):  # the census's location is [ROW, COL]
+        parse_location(preset.get(name, {}).get("location"))
     return preset
 
 
-def parse(text: str | bytes) -> dict:
-    """A validated preset from JSON text (an uploaded file)."""
-    try:
-        preset = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MesaError(f"the preset is not valid JSON ({e})") from None
-    return validate(preset)
+def parse(text: str | bytes, what: str = "the preset") -> dict:
+    """A validated preset from JSON text (an uploaded file, a link), bounded in size and depth first."""
+    return validate(preset_schema.loads(text, what))
 
 
 def dump(preset: dict) -> str:
@@ -69,10 +49,10 @@ def dump(preset: dict) -> str:
 
 
 def attack_config(preset: dict) -> AttackConfig:
+    """`init` and `out` name places inside the runs folder (the schema allows no other)."""
     cfg = AttackConfig(**preset.get("attack", {}))
-    if not 0 <= cfg.poison_ratio <= 1 or cfg.epochs < 1:
-        raise MesaError("attack poison_ratio must be within [0, 1] and epochs >= 1")
-    return cfg
+    inside = {k: str(runs_root() / v) for k in ("init", "out") if (v := getattr(cfg, k))}
+    return replace(cfg, **inside)
 
 
 def search_config(preset: dict) -> SearchConfig:
@@ -82,8 +62,6 @@ def search_config(preset: dict) -> SearchConfig:
 def defense_configs(preset: dict) -> list[DefenseConfig]:
     section = dict(preset.get("defense", {}))
     methods = section.pop("methods", ["ensemble"])
-    if not isinstance(methods, list) or not methods:
-        raise MesaError("preset defense.methods must be a non-empty list, e.g. [\"ensemble\", \"mesa:0.9\"]")
     for m in methods:
         parse_method(m)
     return [DefenseConfig(method=m, **section) for m in methods]
