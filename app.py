@@ -41,10 +41,11 @@ def prepare_server() -> list:
     import_in_background()
     try:
         runs = list_runs()
-        if runs:
-            warm_in_background(str(read_json(runs[0] / "config.json", "run config").get("data", "")))
+        config = read_json(runs[0] / "config.json", "run config") if runs else {}
     except MesaError:
-        pass  # a broken newest run: the sidebar names it
+        config = {}  # a broken newest run: the sidebar names it
+    if isinstance(config, dict):  # a crafted config.json may hold any JSON
+        warm_in_background(str(config.get("data", "")))
     return added
 
 

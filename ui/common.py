@@ -10,6 +10,7 @@ from PIL import Image
 
 from mesa.lab import artifacts, presets
 from mesa.data import cached_data
+from mesa.errors import MesaError
 from mesa.lab.jobs import FAILED, INTERRUPTED, job_queue
 from mesa.lab.runs import list_runs, load_run
 
@@ -58,13 +59,27 @@ def baseline_results(path):
 
 
 def active_run() -> Path | None:
-    """The run chosen in the sidebar; the newest run until the user picks another (or when the choice
-    was deleted meanwhile)."""
+    """The run chosen in the sidebar; until the user picks another (or when the choice was deleted
+    meanwhile), the newest run that opens. None when there is none or it cannot be opened (a broken
+    config.json, missing weights): pages then draw as with no run, under a warning that says why."""
     value = st.session_state.get(RUN_KEY)
-    if value and Path(value).is_dir():
-        return Path(value)
+    path = Path(value) if value and Path(value).is_dir() else newest_run()
+    return path if path is not None and run_problem(path) is None else None
+
+
+def newest_run() -> Path | None:
+    """The newest run that opens, else the newest (whose fault the sidebar then names)."""
     runs = list_runs()
-    return runs[0] if runs else None
+    return next((p for p in runs if run_problem(p) is None), runs[0] if runs else None)
+
+
+def run_problem(path) -> str | None:
+    """Why the run cannot be opened, in one line; None when it opens (loaded once, then cached)."""
+    try:
+        run(path)
+    except MesaError as e:
+        return str(e)
+    return None
 
 
 def select_run(path) -> None:
@@ -73,7 +88,9 @@ def select_run(path) -> None:
 
 
 def sidebar() -> None:
-    runs = [str(p) for p in list_runs()]
+    """The run chooser and the chosen run's summary; a run that cannot be opened is named in one
+    warning above the page, which then draws as with no run."""
+    runs, problem = [str(p) for p in list_runs()], None
     with st.sidebar:
         st.markdown("### Active run")
         if not runs:
@@ -84,19 +101,27 @@ def sidebar() -> None:
             if pending in runs:
                 st.session_state[RUN_KEY] = pending
             if st.session_state.get(RUN_KEY) not in runs:
-                st.session_state[RUN_KEY] = runs[0]
+                st.session_state[RUN_KEY] = str(newest_run())
             st.selectbox("Run", runs, key=RUN_KEY, format_func=lambda p: Path(p).name)
-            r = run(st.session_state[RUN_KEY])
-            c = r.config
-            st.markdown(f"**data** {c['data']} · **model** {c['model']}  \n**trigger** `{c.get('trigger')}` "
-                        + (f"· **target** {c['target']} ({c['classes'][c['target']]})" if c.get("target") is not None
-                           else "· **target** unknown (run detection)"))
-            a, b = st.columns(2)
-            a.metric("Clean acc", f"{r.metrics.get('clean_acc', float('nan')):.1%}")
-            b.metric("ASR", f"{r.metrics.get('asr', float('nan')):.1%}")
+            problem = run_problem(st.session_state[RUN_KEY])
+            if not problem:
+                _summary(run(st.session_state[RUN_KEY]))
         st.markdown("### Device")
         st.caption(f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available()
                    else f"CPU ({torch.get_num_threads()} threads), no GPU")
+    if problem:
+        st.warning(f"Run `{Path(st.session_state[RUN_KEY]).name}` cannot be opened: {problem}",
+                   icon=":material/warning:")
+
+
+def _summary(r) -> None:
+    c = r.config
+    st.markdown(f"**data** {c['data']} · **model** {c['model']}  \n**trigger** `{c.get('trigger')}` "
+                + (f"· **target** {c['target']} ({c['classes'][c['target']]})" if c.get("target") is not None
+                   else "· **target** unknown (run detection)"))
+    a, b = st.columns(2)
+    a.metric("Clean acc", f"{r.metrics.get('clean_acc', float('nan')):.1%}")
+    b.metric("ASR", f"{r.metrics.get('asr', float('nan')):.1%}")
 
 
 def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from mesa.lab import presets
 from mesa.errors import MesaError
+from mesa.lab.preset_schema import loads
 from mesa.lab.runs import list_runs
 from ui.common import active_run
 
@@ -21,6 +22,7 @@ _OPENED = "link-opened"  # the page the link opened: its choices are that page's
 _BOX = "link-box"  # this run's placeholder for the link (publish() fills it)
 _CHOICES = "link-choices"  # page path -> {choice name: widget key}, as the page last declared them
 SECTIONS = ("attack", "search", "defense")
+CHOICE_CHARS = 4_000  # a page choice's text in the URL (the longest, a list of methods, is under 200)
 
 
 def adopt_link(page_path: str) -> None:
@@ -40,8 +42,8 @@ def adopt_link(page_path: str) -> None:
             st.warning(f"The link's run {name!r} is not on this machine; showing the newest run instead.")
     text = st.query_params.get(CONFIG)
     if text:
-        try:
-            st.session_state["preset"] = _merged(presets.parse(text))
+        try:  # the presets' schema: types, ranges, size and depth
+            st.session_state["preset"] = _merged(presets.parse(text, "it"))
         except MesaError as e:
             st.warning(f"The link's configuration is not valid ({e}); keeping this session's.")
 
@@ -89,12 +91,14 @@ def _allowed(value, options) -> bool:
 
 def _parse(raw: str, default, options):
     """The URL's text as a value of the default's type; the default when it is not one, or not allowed."""
-    try:
-        value = json.loads(raw) if isinstance(default, (list, bool)) else type(default)(raw)
+    if len(raw) > CHOICE_CHARS:
+        return default
+    try:  # a list choice is flat: a deeper one is refused before json.loads
+        value = loads(raw, "it", max_depth=1) if isinstance(default, (list, bool)) else type(default)(raw)
         if type(value) is not type(default) or (isinstance(value, list) and len(set(value)) != len(value)):
             return default
         return value if _fit(value, default, options) == value else default
-    except (ValueError, TypeError):
+    except (MesaError, ValueError, TypeError):
         return default
 
 
