@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import PurePosixPath
 
+from mesa.device import PRECISIONS
 from mesa.errors import MesaError
 from mesa.method.census import FAMILIES
 from mesa.models import ARCHITECTURES
@@ -116,21 +117,22 @@ def in_runs(optional: bool = True):
 EPOCHS, BATCH, SEED = integer(1, 200), integer(1, 65_536), integer(0, 10**6)
 RATIO, MOMENTUM, LR = number(0, 1), number(0, 1), number(0, 10, above_low=True)
 DATA = (r"synthetic(100)?(:\d+)?|cifar10|cifar100|folder:.+", "synthetic[100][:N], cifar10, cifar100 or folder:PATH")
-LOCATION, TRIGGER_SIZE = text(40, optional=True), integer(1, 32)
+LOCATION, TRIGGER_SIZE, PRECISION = text(40, optional=True), integer(1, 32), text(choices=PRECISIONS)
 TOP = {"name": text(200), "description": text(2_000)}
 SECTIONS = {
     "attack": {"data": text(1_000, form=DATA), "model": text(40, choices=tuple(ARCHITECTURES)),
                "trigger": text(1_000), "target": integer(0, 999), "poison_ratio": RATIO, "epochs": integer(1, 500),
                "init": in_runs(), "lr": number(0, 10, above_low=True, optional=True), "batch_size": BATCH,
-               "seed": SEED, "location": text(40), "device": text(20), "out": in_runs()},
+               "seed": SEED, "location": text(40), "device": text(20), "out": in_runs(), "precision": PRECISION},
     "search": {"betas": items(number(0, 1, True, True), 1, 16), "alpha": number(0, 10), "epochs": EPOCHS,
                "batch_size": BATCH, "lr": LR, "noise_std": number(0, 100), "noise_dim": integer(1, 4_096),
                "noise": text(choices=("uniform", "gaussian")), "hidden": integer(1, 16_384, optional=True),
                "mine_rate": number(0, 1), "trigger_size": TRIGGER_SIZE, "seed": SEED,
-               "log_every": integer(1, 10**6), "snapshot_size": integer(1, 4_096), "location": LOCATION},
+               "log_every": integer(1, 10**6), "snapshot_size": integer(1, 4_096), "location": LOCATION,
+               "precision": PRECISION},
     "defense": {"methods": items(text(40), 1, 16), "epochs": EPOCHS, "poison_ratio": RATIO, "lr": LR,
                 "momentum": MOMENTUM, "batch_size": BATCH, "restarts": integer(1, 1_000, optional=True),
-                "augment": flag, "location": LOCATION, "seed": SEED},
+                "augment": flag, "location": LOCATION, "seed": SEED, "precision": PRECISION},
     "baseline": {"restarts": integer(1, 1_000), "steps": integer(1, 100_000), "images_per_restart": integer(1, 4_096),
                  "lr": LR, "momentum": MOMENTUM, "trigger_size": TRIGGER_SIZE, "seed": SEED, "location": LOCATION,
                  "log_every": integer(1, 10**6)},
