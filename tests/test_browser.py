@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 from pathlib import Path
 
 import pytest
@@ -221,4 +221,24 @@ def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, b
     page.get_by_text("2 pixel-SGD triggers").wait_for(state="attached", timeout=300_000)  # the job's result, drawn
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "job-done.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_a_crafted_link_and_a_hostile_preset_draw_the_page_under_one_warning(server, browser_page):
+    """Issue 24: a link whose configuration has a string for the target class, then a preset import
+    that points `init` outside the runs folder: each page draws, with one line saying what was refused."""
+    page, errors = browser_page
+    page.goto(f"{server}/model?config=" + quote('{"attack":{"target":"0"}}'))
+    settle(page)
+    assert_on(page, "model")
+    assert page.get_by_text('attack.target must be a whole number, got "0"').count() == 1
+    page.goto(f"{server}/presets")
+    settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": "hostile.json", "mimeType": "application/json", "buffer": b'{"attack": {"init": "../../x"}}'}])
+    page.get_by_text("Cannot import hostile.json").wait_for(timeout=30_000)
+    settle(page)
+    assert_on(page, "presets")
+    assert "attack.init must name a folder inside the runs folder" in page.locator('[data-testid="stAlert"]').inner_text()
+    page.screenshot(path=str(ARTIFACTS / "hostile-preset.png"), full_page=True)
     assert not errors, errors
