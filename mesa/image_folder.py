@@ -27,6 +27,8 @@ def list_folder(root: Path) -> Listing:
         listing[split] = [(c, sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
                           for c in classes]
     train_classes = [c for c, _ in listing["train"]]
+    if len(train_classes) < 2:  # no other class to send to the target: every ASR would be 0/0
+        raise MesaError(f"{root} has one class folder ({train_classes[0]}): a classifier needs at least two")
     if train_classes != [c for c, _ in listing["test"]]:
         raise MesaError(f"{root}: train/ and test/ have different class folders")
     for split, entries in listing.items():

@@ -56,13 +56,13 @@ def test_the_lock_says_who_holds_it_and_the_second_waits_its_turn(holder):
 
 
 def test_a_heavy_cli_command_waits_for_the_apps_job(holder):
-    cli = subprocess.Popen([sys.executable, "-m", "mesa", "search", str(runs_root() / "no-such-run")], cwd=ROOT,
+    cli = subprocess.Popen([sys.executable, "-m", "mesa", "attack", "--data", "synthetic:50"], cwd=ROOT,
                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     first = cli.stderr.readline()
     assert f"waiting for another MESA Lab job (pid {holder.pid}: holder test) to finish" in first
     assert cli.poll() is None
     holder.stdin.close()
-    assert cli.wait(60) == 2 and "no-such-run" in cli.stderr.read()  # its turn came: then the run is missing
+    assert cli.wait(60) == 2 and "synthetic:50" in cli.stderr.read()  # its turn came: then the data is refused
 
 
 def counting(on_progress, should_stop):

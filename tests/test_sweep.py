@@ -9,7 +9,9 @@ import pytest
 
 from mesa.errors import MesaError
 from mesa.lab import artifacts
+from mesa.lab import sweep as sweep_module
 from mesa.lab.cli import main
+from mesa.method.attack import run_attack
 from mesa.method.detection import DetectionConfig, detect
 from mesa.lab.stages import open_run
 from mesa.lab.sweep_plan import SweepConfig, attack_variant, expand_triggers, plan_cases
@@ -97,14 +99,21 @@ def test_variants_are_saved_beside_the_default_and_the_table_keeps_earlier_cases
     assert set(cases["synthetic_500-small-color_1-t1"]["defenses"]) == {"ensemble", "pixel-sgd", "finetune"}
 
 
-def test_a_failed_case_is_reported_and_the_others_go_on(swept):
+def test_a_failed_case_is_reported_and_the_others_go_on(swept, monkeypatch):
     out, _ = swept
-    result = sweep(out, "--triggers", "binary:170", "color:1-2", "color:9", "--targets", "0", "1", "2", "12")
-    assert result["done"] == 3 and list(result["failed"]) == ["synthetic_500-small-color_9-t12"]
-    assert "out of range" in result["failed"]["synthetic_500-small-color_9-t12"]
+
+    def attack(cfg, *args, **kwargs):  # one case's attack fails; a target out of range is refused at planning
+        if cfg.trigger == "color:9":
+            raise MesaError("the attack failed")
+        return run_attack(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_attack", attack)
+    result = sweep(out, "--triggers", "binary:170", "color:1-2", "color:9", "--targets", "0", "1", "2", "2")
+    assert result["done"] == 3 and list(result["failed"]) == ["synthetic_500-small-color_9-t2"]
+    assert "the attack failed" in result["failed"]["synthetic_500-small-color_9-t2"]
     assert result["stages_run"] == 0  # the three good cases were done already
-    assert "color_9-t12: MesaError" in (out / "results.md").read_text()
-    assert "FAILED" in (out / "cases" / "synthetic_500-small-color_9-t12" / "case.log").read_text()
+    assert "color_9-t2: MesaError" in (out / "results.md").read_text()
+    assert "FAILED" in (out / "cases" / "synthetic_500-small-color_9-t2" / "case.log").read_text()
 
 
 def test_a_failed_base_fails_its_cases_only(tmp_path, capsys):

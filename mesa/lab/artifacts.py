@@ -7,9 +7,15 @@
     mesa/detection.json       per-class achievable ASR
     mesa/census-TAG-FAMILY.json/.pt  a census (TAG: before, floor, defense-METHOD[-RESTART]): summary,
                               settings; every trigger's spec, per-class rates and ASR
-"""
-from pathlib import Path
 
+A stage's files are one set: its JSON is written last and holds the sha256 of each of its other
+files ("files"), so a save cut short between them (a kill) leaves a JSON that does not match, and
+the load says so in one line instead of mixing old and new results. The censuses a defense takes
+are written before its JSON and name that save ("of"): one whose defense save did not finish is refused.
+"""
+import uuid
+from pathlib import Path
+from numbers import Real
 
 from mesa import atomic
 from mesa.method.census import Census
@@ -28,21 +34,54 @@ def _beta_tag(beta: float) -> str:
     return f"{beta:g}"
 
 
+def _commit(d: Path, parts: dict, name: str, meta: dict) -> None:
+    """Write a set: each of `parts` ({file: tensors}), then the JSON `name` with their hashes."""
+    hashes = {}
+    for file, obj in parts.items():
+        data = atomic.torch_bytes(obj)
+        atomic.write_bytes(d / file, data)
+        hashes[file] = atomic.sha256(data)
+    atomic.write_json(d / name, {**meta, "files": hashes})
+
+
+def _part(d: Path, meta: dict, file: str, what: str):
+    """One file of a set, checked against its JSON's hash (results saved before hashes: unchecked)."""
+    hashes = meta.get("files")
+    return load_tensor_file(d / file, what, None if hashes is None else str(hashes.get(file)))
+
+
+def _meta(f: Path, what: str, shape: dict) -> dict:
+    """A stage's JSON, refused in one line when a key its load uses is missing or of another type."""
+    meta = read_json(f, what)
+    for key, kind in shape.items():
+        if not isinstance(meta, dict) or not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise MesaError(f"{what} {f} lacks {key!r} or has the wrong type: run that step again")
+    return meta
+
+
 def save_search(run_path, results, cfg, target: int, hidden: int) -> None:
-    d = _dir(run_path)
+    parts = {}
     for r in results:
         tag = _beta_tag(r.beta)
-        atomic.write_torch(d / f"generator-{tag}.pt", r.generator.state_dict())
-        atomic.write_torch(d / f"samples-{tag}.pt", {"triggers": r.samples, "asr": r.samples_asr,
-                                                     "snapshots": r.snapshots})
-    atomic.write_json(d / "search.json", {"config": cfg.to_dict(), "target": target, "hidden": hidden,
-                                          "betas": [{**r.summary(), "curve": r.curve} for r in results]})
+        parts[f"generator-{tag}.pt"] = r.generator.state_dict()
+        parts[f"samples-{tag}.pt"] = {"triggers": r.samples, "asr": r.samples_asr, "snapshots": r.snapshots}
+    _commit(_dir(run_path), parts, "search.json", {"config": cfg.to_dict(), "target": target, "hidden": hidden,
+                                                   "betas": [{**r.summary(), "curve": r.curve} for r in results]})
+
+
+def _search_meta(f: Path) -> dict:
+    meta = _meta(f, "search results", {"config": dict, "target": int, "hidden": int, "betas": list})
+    cfg = meta["config"]
+    if not all(isinstance(b, dict) and isinstance(b.get("beta"), Real) for b in meta["betas"]) or \
+            not all(isinstance(cfg.get(k), int) for k in ("trigger_size", "noise_dim")):
+        raise MesaError(f"search results {f} are not a MESA Lab search.json (betas or config malformed): run search again")
+    return meta
 
 
 def read_search_meta(run_path) -> dict | None:
     """search.json alone (config, target, per-beta summaries), without loading any generator."""
     f = _dir(run_path) / "search.json"
-    return read_json(f, "search results") if f.is_file() else None
+    return _search_meta(f) if f.is_file() else None
 
 
 def load_search(run_path, device="cpu") -> dict | None:
@@ -50,47 +89,62 @@ def load_search(run_path, device="cpu") -> dict | None:
     d = _dir(run_path)
     if not (d / "search.json").is_file():
         return None
-    meta = read_json(d / "search.json", "search results")
+    meta = _search_meta(d / "search.json")
     cfg = meta["config"]
     betas = {}
     for entry in meta["betas"]:
         tag = _beta_tag(entry["beta"])
         gen = TriggerGenerator(cfg["trigger_size"], cfg["noise_dim"], meta["hidden"])
         try:
-            gen.load_state_dict(load_tensor_file(d / f"generator-{tag}.pt", "generator"))
-        except RuntimeError:
+            gen.load_state_dict(_part(d, meta, f"generator-{tag}.pt", "generator"))
+        except (RuntimeError, TypeError, AttributeError):
             raise MesaError(f"generator {d / f'generator-{tag}.pt'} does not fit its search.json") from None
-        samples = load_tensor_file(d / f"samples-{tag}.pt", "trigger samples")
-        betas[entry["beta"]] = {**entry, "generator": gen.to(device).eval(), "samples": samples["triggers"],
-                                "asr": samples["asr"], "snapshots": samples["snapshots"]}
+        samples = _part(d, meta, f"samples-{tag}.pt", "trigger samples")
+        try:
+            betas[entry["beta"]] = {**entry, "generator": gen.to(device).eval(), "samples": samples["triggers"],
+                                    "asr": samples["asr"], "snapshots": samples["snapshots"]}
+        except (KeyError, TypeError):
+            raise MesaError(f"trigger samples {d / f'samples-{tag}.pt'} are not MESA Lab samples") from None
     return {"config": cfg, "target": meta["target"], "betas": betas}
 
 
 def save_baseline(run_path, triggers, asr, cfg, curve) -> None:
-    d = _dir(run_path)
-    atomic.write_torch(d / "baseline.pt", {"triggers": triggers, "asr": asr})
-    atomic.write_json(d / "baseline.json", {"config": cfg.to_dict(), "curve": curve,
-                                            "mean_asr": asr.mean().item(), "min_asr": asr.min().item()})
+    _commit(_dir(run_path), {"baseline.pt": {"triggers": triggers, "asr": asr}}, "baseline.json",
+            {"config": cfg.to_dict(), "curve": curve, "mean_asr": asr.mean().item(), "min_asr": asr.min().item()})
 
 
 def load_baseline(run_path) -> dict | None:
     d = _dir(run_path)
-    if not (d / "baseline.pt").is_file():
+    if not (d / "baseline.json").is_file():
         return None
-    meta = read_json(d / "baseline.json", "baseline results")
-    return {**meta, **load_tensor_file(d / "baseline.pt", "baseline triggers")}
+    meta = _meta(d / "baseline.json", "baseline results", {"config": dict})
+    found = _part(d, meta, "baseline.pt", "baseline triggers")
+    if not isinstance(found, dict) or not {"triggers", "asr"} <= set(found):
+        raise MesaError(f"baseline triggers {d / 'baseline.pt'} are not MESA Lab triggers")
+    return {**_public(meta), **found}
+
+
+def _public(meta: dict) -> dict:
+    """A stage's JSON without the bookkeeping of its set."""
+    return {k: v for k, v in meta.items() if k not in ("files", "save_id")}
 
 
 def method_file(method: str) -> str:
     return "defense-" + method.replace(":", "-")
 
 
-def save_defense(run_path, result: dict, defended=None) -> None:
-    d = _dir(run_path)
-    if defended is not None:
-        atomic.write_torch(d / f"{method_file(result['method'])}.pt",
-                           {k: v.detach().cpu() for k, v in defended.state_dict().items()})
-    atomic.write_json(d / f"{method_file(result['method'])}.json", result)
+def save_defense(run_path, result: dict, defended=None, censuses=()) -> None:
+    """The defense's set: the censuses it took of its models ((tag, census, summary, settings), each
+    naming this save), its defended weights, then its JSON."""
+    d, name, save_id = _dir(run_path), method_file(result["method"]), uuid.uuid4().hex
+    for tag, census, summary, settings in censuses:
+        save_census(run_path, tag, census, summary, settings, of={"file": f"{name}.json", "save_id": save_id})
+    parts = {} if defended is None else {f"{name}.pt": {k: v.detach().cpu() for k, v in defended.state_dict().items()}}
+    _commit(d, parts, f"{name}.json", {**result, "save_id": save_id})
+
+
+def _defense_meta(f: Path) -> dict:
+    return _meta(f, "defense result", {"method": str})
 
 
 def load_defenses(run_path) -> dict:
@@ -98,9 +152,18 @@ def load_defenses(run_path) -> dict:
     d = _dir(run_path)
     results = {}
     for f in sorted(d.glob("defense-*.json")) if d.is_dir() else []:
-        r = read_json(f, "defense result")
-        results[r["method"]] = r
+        r = _defense_meta(f)
+        results[r["method"]] = _public(r)
     return results
+
+
+def load_defended_state(run_path, method: str) -> dict | None:
+    """The defended weights `defend --method METHOD` kept, checked against its JSON; None if it kept none."""
+    d, name = _dir(run_path), method_file(method)
+    if not (d / f"{name}.pt").is_file():
+        return None
+    meta = _defense_meta(d / f"{name}.json") if (d / f"{name}.json").is_file() else {"files": {}}
+    return _part(d, meta, f"{name}.pt", "defended model")
 
 
 def save_detection(run_path, result: dict) -> None:
@@ -116,13 +179,18 @@ def _census_file(tag: str, family: str) -> str:
     return f"census-{tag.replace(':', '-')}-{family}"
 
 
-def save_census(run_path, tag: str, census, summary: dict, settings: dict) -> None:
-    d = _dir(run_path)
+def save_census(run_path, tag: str, census, summary: dict, settings: dict, of: dict | None = None) -> None:
+    """`of`: the defense save this census belongs to (see save_defense)."""
     name = _census_file(tag, census.family)
-    atomic.write_torch(d / f"{name}.pt", {"names": census.names, "triggers": census.triggers,
-                                          "rates": census.rates, "target": census.target,
-                                          "planted_asr": census.planted_asr})
-    atomic.write_json(d / f"{name}.json", {"tag": tag, "settings": settings, "summary": summary})
+    data = {"names": census.names, "triggers": census.triggers, "rates": census.rates, "target": census.target,
+            "planted_asr": census.planted_asr}
+    _commit(_dir(run_path), {f"{name}.pt": data}, f"{name}.json",
+            {"tag": tag, "settings": settings, "summary": summary, **({"of": of} if of else {})})
+
+
+def _save_id(f: Path):
+    meta = read_json(f, "defense result", {}) if f.suffix == ".json" else {}
+    return meta.get("save_id") if isinstance(meta, dict) else None
 
 
 def load_census(run_path, tag: str = "before", family: str = "binary") -> dict | None:
@@ -131,13 +199,16 @@ def load_census(run_path, tag: str = "before", family: str = "binary") -> dict |
     name = _census_file(tag, family)
     if not (d / f"{name}.json").is_file():
         return None
-    meta = read_json(d / f"{name}.json", "census summary")
-    data = load_tensor_file(d / f"{name}.pt", "census")
+    meta = _meta(d / f"{name}.json", "census summary", {"settings": dict, "summary": dict})
+    of = meta.get("of")
+    if of is not None and (not isinstance(of, dict) or _save_id(d / Path(str(of.get("file"))).name) != of.get("save_id")):
+        raise MesaError(f"census {d / name}.json belongs to a defense whose save did not finish: run that defense again")
+    data = _part(d, meta, f"{name}.pt", "census")
     try:
         census = Census(family, list(data["names"]), data["triggers"], data["rates"], data["target"], data["planted_asr"])
     except (KeyError, TypeError):
         raise MesaError(f"census {d / name}.pt is not a MESA Lab census") from None
-    return {**meta, "census": census}
+    return {**_public({k: v for k, v in meta.items() if k != "of"}), "census": census}
 
 
 def list_censuses(run_path, family: str = "binary") -> list[str]:

@@ -2,6 +2,7 @@
 line of stdout one JSON object. User errors print one line on stderr and exit with code 2."""
 import argparse
 import json
+import math
 import sys
 
 from mesa.errors import MesaError
@@ -174,12 +175,25 @@ def summary_line(result: dict) -> str:
     return "  ".join(f"{k}={fmt(v)}" for k, v in result.items())
 
 
+def finite(value):
+    """JSON never holds NaN or infinity (not valid JSON): such a number is printed as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        from mesa.lab.cli_checks import check_first
         from mesa.lab.machine_lock import cli_turn
 
-        with cli_turn(args.command, sys.argv[1:] if argv is None else list(argv)):  # one heavy job per machine
+        check_first(args)  # before the machine's turn: a mistake answers at once
+        with cli_turn(args.command, sys.argv[1:] if argv is None else list(argv), getattr(args, "table", False)):
             result = args.func(args)
     except MesaError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -188,7 +202,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     if getattr(args, "json", False):
-        print(json.dumps(result))
+        print(json.dumps(finite(result), allow_nan=False))
     elif args.command != "triggers":
         print(summary_line(result))
     return 0

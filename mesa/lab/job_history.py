@@ -3,8 +3,6 @@ so a restarted server still lists the jobs it ran. A job that was unfinished whe
 comes back as interrupted, and what it left half-made is swept: the hidden temporary files and
 folders its atomic writes had not yet renamed (list_runs and the loaders never read those)."""
 import os
-import re
-import shutil
 import time
 from pathlib import Path
 
@@ -14,11 +12,25 @@ from mesa.lab.runs import read_json, runs_root
 
 FOLDER = ".jobs"
 INTERRUPTED = "interrupted"
-_RUN_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}$")  # save_run's temporary run folders (tempfile.mkdtemp)
 
 
 def folder(root=None) -> Path:
     return runs_root(root) / FOLDER
+
+
+def claim_id(path: Path, start: int) -> int:
+    """The first id from `start` whose record file this call creates (O_EXCL), so two servers sharing
+    a runs folder never both get one; in a read-only runs folder, `start`."""
+    job_id = start
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path / f"{job_id}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return job_id
+        except FileExistsError:
+            job_id += 1
+        except OSError:
+            return job_id
 
 
 def save(path: Path, record: dict) -> None:
@@ -64,17 +76,9 @@ def restore(path: Path, unfinished: set[str]) -> list[dict]:
 
 
 def sweep_leftovers(run_path) -> None:
-    """Remove the temporary files an interrupted job left, only while no job holds the machine (a
-    running job's temporary files are live)."""
-    if not machine_lock.is_free():
+    """Remove the temporary files an interrupted job left in its run, only while no job holds the
+    machine (a running job's temporary files are live); list_runs removes stale temporary run folders."""
+    if not machine_lock.is_free() or not run_path or not Path(run_path).is_dir():
         return
-    root = runs_root()
-    places = [Path(run_path)] if run_path and Path(run_path).is_dir() else []
-    for place in places:
-        for tmp in place.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-    if root.is_dir():
-        for tmp in root.iterdir():  # older than 5 minutes: not a quick `import` writing its run now
-            if (tmp.is_dir() and tmp.name != FOLDER and _RUN_TEMP.match(tmp.name)
-                    and time.time() - tmp.stat().st_mtime > 300):
-                shutil.rmtree(tmp, ignore_errors=True)
+    for tmp in Path(run_path).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)

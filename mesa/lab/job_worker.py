@@ -4,8 +4,8 @@ ten students clicking, both crawled (docs/RESULTS.md, "ten sessions"). The child
 between jobs; progress, the result and errors come back over a queue, pickled by plain pickle (torch's
 own queue pickler would move every snapshot tensor to shared memory); a cancel is one shared event.
 
-The child dies with the server (Linux: the kernel kills it when its parent goes; elsewhere it checks at
-each progress event), so a killed server never leaves a job writing into a run."""
+The child dies with the server (Linux: the kernel kills it when its parent goes; elsewhere a thread
+checks every second), so a killed server never leaves a job writing into a run."""
 import ctypes
 import multiprocessing
 import os
@@ -13,6 +13,8 @@ import pickle
 import queue
 import signal
 import sys
+import threading
+import time
 import traceback
 
 from mesa.errors import MesaError
@@ -31,24 +33,31 @@ def job_threads() -> int:
     return int(os.environ.get("MESA_JOB_THREADS") or max(1, (os.cpu_count() or 2) - 1))
 
 
-def _die_with_parent() -> None:
+def die_with_parent(parent: int) -> None:
+    """End this child process when `parent` dies: the kernel kills it at once on Linux, else a
+    thread notices within a second (also the sweep's workers: mesa/lab/sweep_run.py)."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+    threading.Thread(target=_watch, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def _serve(tasks, events, stop, parent: int, threads: int) -> None:
     """The child's loop: unpickle a work, run it, report back; None ends the loop."""
-    _die_with_parent()
+    die_with_parent(parent)
     import torch
     torch.set_num_threads(threads)
     import mesa.lab.job_works  # noqa: F401 - the engine imported before the first job, not during it
     while (payload := tasks.get()) is not None:
         def on_progress(p):
-            if os.getppid() != parent:  # orphaned where the kernel could not be asked to kill us
-                os._exit(1)
             events.put(("progress", pickle.dumps(p)))
 
         try:

@@ -11,7 +11,6 @@ A job is a function `work(on_progress, should_stop) -> result` (for the child pr
 mesa/lab/job_works.py); the queue records its status, its last progress events, the latest image
 snapshot, its result or its error message.
 """
-import itertools
 import threading
 import time
 import traceback
@@ -102,7 +101,7 @@ class JobQueue:
         self._history = history or job_history.folder()
         self._jobs: list[Job] = [Job.restored(r) for r in job_history.restore(self._history, {QUEUED, WAITING, RUNNING})]
         self._pending: deque[Job] = deque()
-        self._ids = itertools.count(max([j.id for j in self._jobs], default=0) + 1)
+        self._next_id = max([j.id for j in self._jobs], default=0) + 1
         self._lock = threading.Condition()
         self._worker: threading.Thread | None = None
         self._keep = keep
@@ -112,7 +111,9 @@ class JobQueue:
 
     def submit(self, kind: str, label: str, work: Work, run_path=None) -> Job:
         with self._lock:
-            job = Job(next(self._ids), kind, label, work, str(run_path) if run_path else None)
+            job_id = job_history.claim_id(self._history, self._next_id)  # unique across servers on one runs folder
+            self._next_id = job_id + 1
+            job = Job(job_id, kind, label, work, str(run_path) if run_path else None)
             self._jobs.append(job)
             self._pending.append(job)
             self._save(job)

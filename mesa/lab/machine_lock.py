@@ -75,9 +75,10 @@ def is_free() -> bool:
         os.close(fd)
 
 
-def cli_turn(command: str, argv: list[str]):
-    """The CLI's turn for a heavy command (a light one runs at once), the wait told on stderr."""
-    if command not in HEAVY_COMMANDS:
+def cli_turn(command: str, argv: list[str], read_only: bool = False):
+    """The CLI's turn for a heavy command (a light or read-only one, e.g. `sweep --table`, runs at
+    once), the wait told on stderr. The CLI checks its arguments before (mesa/lab/cli_checks.py)."""
+    if command not in HEAVY_COMMANDS or read_only:
         return nullcontext()
     label = " ".join(["python -m mesa", *argv])[:200]
     return machine_turn(label, on_wait=lambda message: print(message, file=sys.stderr, flush=True))

@@ -2,8 +2,11 @@
 
 A run folder is created whole (written to a hidden temporary folder, then renamed), and each
 file later added to it (MESA results, defenses) is written atomically, so a crash never leaves
-a half-written run. Loading uses `torch.load(weights_only=True)`: no code runs from a file.
+a half-written run; the temporary folders and files a kill leaves are removed when the runs folder
+is next listed or the run loaded. Loading uses `torch.load(weights_only=True)`: no code runs from a
+file, and a config.json of the wrong shape is refused in one line.
 """
+import io
 import json
 import os
 import re
@@ -11,6 +14,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from numbers import Real
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +64,7 @@ def save_run(root, config: dict, model, trigger=None, metrics=None, history=None
     while final.exists():
         suffix += 1
         final = root / f"{name}-{suffix}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=atomic.temp_prefix(final.name)))
     try:
         atomic.write_json(tmp / "config.json", {"kind": RUN_KIND, "version": 1, **config})
         atomic.write_torch(tmp / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -77,12 +81,16 @@ def save_run(root, config: dict, model, trigger=None, metrics=None, history=None
     return final
 
 
-def load_tensor_file(path: Path, what: str):
-    """torch.load with weights_only=True, turning every failure into a clear MesaError."""
+def load_tensor_file(path: Path, what: str, sha256: str | None = None):
+    """torch.load with weights_only=True, turning every failure into a clear MesaError; `sha256`:
+    the hash its set's manifest recorded (mesa/lab/artifacts.py), checked first."""
     if not path.is_file():
         raise MesaError(f"{what} is missing: {path}")
+    data = path.read_bytes()
+    if sha256 is not None and atomic.sha256(data) != sha256:
+        raise MesaError(f"{what} {path} does not match the results saved with it (a save cut short?): run that step again")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
         raise MesaError(f"{what} {path} is corrupt or not a MESA Lab file ({type(e).__name__})") from None
 
@@ -102,9 +110,8 @@ def load_run(path, device="cpu") -> Run:
     path = Path(path)
     if not path.is_dir():
         raise MesaError(f"run {path} does not exist (runs are folders under runs/)")
-    config = read_json(path / "config.json", "run config")
-    if not isinstance(config, dict) or config.get("kind") != RUN_KIND:
-        raise MesaError(f"{path} is not a MESA Lab run (its config.json has no kind={RUN_KIND!r})")
+    sweep_temp(path)
+    config = check_config(read_json(path / "config.json", "run config"), path)
     state = load_tensor_file(path / "model.pt", "model weights")
     if not isinstance(state, dict):
         raise MesaError(f"model weights {path / 'model.pt'} are not a state dict")
@@ -131,9 +138,43 @@ def build_run_model(path, config: dict) -> Classifier:
     return Classifier(body, config["mean"], config["std"])
 
 
+_FIELDS = {"data": str, "model": str, "num_classes": int, "mean": list, "std": list, "classes": list}
+_OPTIONAL = {"target": int, "trigger": str, "location": str}
+
+
+def check_config(config, path) -> dict:
+    """The run's config.json, refused in one line when a key the loaders use is missing or of the wrong type."""
+    if not isinstance(config, dict) or config.get("kind") != RUN_KIND:
+        raise MesaError(f"{path} is not a MESA Lab run (its config.json has no kind={RUN_KIND!r})")
+    for key, kind in {**_FIELDS, **_OPTIONAL}.items():
+        value = config.get(key)
+        if (value is None and key in _OPTIONAL) or (isinstance(value, kind) and not isinstance(value, bool)):
+            continue
+        what = "lacks" if key not in config else f"has a {type(value).__name__} for"
+        raise MesaError(f"run config {path / 'config.json'} {what} {key!r} (expected {kind.__name__})")
+    n = config["num_classes"]
+    if not 2 <= n <= 100_000 or len(config["classes"]) != n:
+        raise MesaError(f"run config {path / 'config.json'}: num_classes {n} does not fit its {len(config['classes'])} classes")
+    if not all(len(config[k]) == 3 and all(isinstance(v, Real) for v in config[k]) for k in ("mean", "std")):
+        raise MesaError(f"run config {path / 'config.json'}: mean and std must be 3 numbers each")
+    if config.get("target") is not None and not 0 <= config["target"] < n:
+        raise MesaError(f"run config {path / 'config.json'}: target {config['target']} out of range 0..{n - 1}")
+    return config
+
+
+def sweep_temp(folder: Path) -> None:
+    """Remove the temporary files and folders that killed saves left in a folder (and its mesa/);
+    a live save's are kept (atomic.is_stale)."""
+    for place in (folder, folder / "mesa"):
+        for p in place.iterdir() if place.is_dir() else []:
+            if p.name.startswith(".") and atomic.is_stale(p):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def list_runs(root=None) -> list[Path]:
     root = runs_root(root)
     if not root.is_dir():
         return []
+    sweep_temp(root)
     return sorted((p for p in root.iterdir() if (p / "config.json").is_file() and not p.name.startswith(".")),
                   key=lambda p: p.stat().st_mtime, reverse=True)

@@ -59,14 +59,21 @@ def add_sweep_command(sub, add_common):
     p.set_defaults(func=cmd_sweep)
 
 
-def cmd_sweep(args):
+def sweep_config(args):
+    """The SweepConfig of the parsed arguments (checked before the machine's turn: mesa/lab/cli_checks.py)."""
     from mesa.lab.sweep_plan import SweepConfig
-    from mesa.lab.sweep_run import ExecutorConfig, default_out, run_sweep
+    from mesa.lab.sweep_run import default_out
+
+    names = set(SweepConfig.__dataclass_fields__)
+    return SweepConfig(out=args.out or default_out(), **{k: v for k, v in vars(args).items() if k in names and k != "out"})
+
+
+def cmd_sweep(args):
+    from mesa.lab.sweep_run import ExecutorConfig, run_sweep
     from mesa.lab.sweep_table import table_name
 
-    out = args.out or default_out()
-    names = set(SweepConfig.__dataclass_fields__)
-    cfg = SweepConfig(out=out, **{k: v for k, v in vars(args).items() if k in names and k != "out"})
+    cfg = sweep_config(args)
+    out = cfg.out
     table = Path(out) / f"{table_name(cfg)}.md"
     if args.table:
         if not table.is_file():

@@ -1,7 +1,10 @@
 """What a sweep runs: its settings, and the cases (data x model x trigger x target) they expand to."""
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from mesa.image_folder import list_folder
+from mesa.method.census import MAX_SAMPLES, CensusConfig
 from mesa.method.defense import parse_method
 from mesa.errors import MesaError
 from mesa.method.triggers import canonical_patterns, parse_trigger
@@ -15,6 +18,7 @@ PAPER_ATTACK = {"attack_epochs": 10, "attack_lr": 1e-3, "attack_poison_ratio": 0
 # the small model (ASR 0.067, docs/RESULTS.md); "ours-1pct" is ours at the paper's 1% poison, to tell
 # the poison rate apart from the learning rate in the 1% question.
 ATTACK_RECIPES = {"ours": {}, "paper": PAPER_ATTACK, "ours-1pct": {"attack_poison_ratio": 0.01}}
+MAX_CASES = 1000  # the 51 canonical patterns x a few targets and data sets fit; 100,000 is a mistake
 
 
 @dataclass
@@ -56,6 +60,10 @@ class SweepConfig:
             raise MesaError(f"unknown census family {self.census!r}: use binary, color or none")
         if min(self.base_epochs, self.attack_epochs, self.search_epochs, self.defense_epochs) < 1:
             raise MesaError("every stage needs at least 1 epoch")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise MesaError(f"--samples must be 1..{MAX_SAMPLES}, not {self.samples}")
+        if self.census is not None:  # its caps, before any case starts
+            CensusConfig(family=self.census, samples=self.census_samples, images=self.census_images)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +127,8 @@ def expand_triggers(specs: list[str]) -> list[str]:
             first, last = int(span[2]), int(span[3])
             if last < first:
                 raise MesaError(f"bad trigger range {spec!r}: {first} > {last}")
+            if last - first + 1 > MAX_CASES:
+                raise MesaError(f"trigger range {spec!r} holds {last - first + 1} triggers: a sweep plans at most {MAX_CASES} cases")
             out += [f"{span[1]}:{i}{span[4] or ''}" for i in range(first, last + 1)]
             continue
         parse_trigger(spec)  # a bad single trigger is the user's error, before any work starts
@@ -137,4 +147,23 @@ def plan_cases(cfg: SweepConfig) -> list[Case]:
         targets = cfg.targets
     else:
         raise MesaError(f"{len(cfg.targets)} targets for {len(triggers)} triggers: give one target, or one per trigger")
+    cases = len(cfg.data) * len(cfg.models) * len(triggers)
+    if cases > MAX_CASES:
+        raise MesaError(f"the sweep plans {cases} cases: at most {MAX_CASES}; sweep fewer triggers, targets or data")
+    for data in cfg.data:
+        n = class_count(data)
+        bad = [t for t in targets if n is not None and not 0 <= t < n]
+        if bad:
+            raise MesaError(f"target class {bad[0]} out of range: {data} has classes 0..{n - 1}")
     return [Case(d, m, t, target) for d in cfg.data for m in cfg.models for t, target in zip(triggers, targets)]
+
+
+def class_count(spec: str) -> int | None:
+    """How many classes a data source has, without loading it (a folder: its class folders); None
+    for a source it does not know (its clean base fails, and says why)."""
+    name = spec.partition(":")[0]
+    if name in ("synthetic", "cifar10", "synthetic100", "cifar100"):
+        return 100 if name.endswith("100") else 10
+    if name == "folder":
+        return len(list_folder(Path(spec[len("folder:"):]).expanduser())["train"])
+    return None

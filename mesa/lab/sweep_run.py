@@ -7,6 +7,7 @@ cores). `ray` makes each case a Ray task: a local cluster by default, or an exis
 `address`, each task holding `gpus_per_case` of a GPU. Every task writes into the sweep's folder,
 which must therefore be on a file system every node sees.
 """
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from mesa.errors import MesaError
+from mesa.lab.job_worker import die_with_parent
 from mesa.lab.sweep import run_base, run_case
 from mesa.lab.sweep_plan import SweepConfig, plan_cases
 from mesa.lab.sweep_table import table_name, write_tables
@@ -42,8 +44,10 @@ def _local(fn, jobs, ex: ExecutorConfig):
         for job in jobs:
             yield job, _outcome(lambda: fn(*job))
         return
-    # spawn, not fork: a forked CUDA context is unusable
-    with ProcessPoolExecutor(ex.parallel, mp_context=get_context("spawn")) as pool:
+    # spawn, not fork: a forked CUDA context is unusable. The workers die with this process, which
+    # holds the machine's turn: a killed sweep leaves nothing training once the machine is free
+    with ProcessPoolExecutor(ex.parallel, mp_context=get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, *job): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], _outcome(future.result)

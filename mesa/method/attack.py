@@ -33,6 +33,10 @@ class AttackConfig:
     device: str = "auto"
     out: str | None = None  # runs folder
 
+    def __post_init__(self):
+        if self.lr is not None and not 0 < self.lr < float("inf"):  # 0 would train nothing, silently
+            raise MesaError(f"--lr must be a positive number, not {self.lr}")
+
     def train_config(self) -> TrainConfig:
         if self.init is not None:  # the paper's attack: a gentle fine-tune of a converged model
             settings = {"lr": 1e-3, "schedule": "constant", "weight_decay": 0.0, "batch_size": 128}

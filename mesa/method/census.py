@@ -18,6 +18,7 @@ FAMILIES = ("binary", "color")
 OPEN = 0.5  # a trigger "opens" the backdoor when at least half the images go to the target
 COLOR_DEFAULT = 4096
 ENUMERABLE = 3  # every k x k binary pattern is enumerated up to this k (512 for 3x3)
+MAX_SAMPLES = 65536  # the most triggers a census takes (or a MESA search samples per beta): 99,999,999 ran out of memory
 
 
 @dataclass
@@ -34,6 +35,8 @@ class CensusConfig:
             raise MesaError(f"unknown census family {self.family!r}: use {' or '.join(FAMILIES)}")
         if self.images < 1 or (self.samples is not None and self.samples < 1):
             raise MesaError("census images and samples must be >= 1")
+        if self.samples is not None and self.samples > MAX_SAMPLES:
+            raise MesaError(f"a census takes at most {MAX_SAMPLES} triggers, not {self.samples}")
 
     def to_dict(self) -> dict:
         return asdict(self)
