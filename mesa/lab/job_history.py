@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mesa import atomic
 from mesa.lab import machine_lock
-from mesa.lab.runs import read_json, runs_root
+from mesa.lab.runs import read_json, runs_root, sweep_temp
 
 FOLDER = ".jobs"
 INTERRUPTED = "interrupted"
@@ -77,7 +77,8 @@ def restore(path: Path, unfinished: set[str]) -> list[dict]:
 
 def sweep_leftovers(run_path) -> None:
     """Remove the temporary files an interrupted job left in its run, only while no job holds the
-    machine (a running job's temporary files are live); list_runs removes stale temporary run folders."""
+    machine (a running job's temporary files are live), and the stale temporary run folders."""
+    sweep_temp(runs_root())
     if not machine_lock.is_free() or not run_path or not Path(run_path).is_dir():
         return
     for tmp in Path(run_path).rglob(".*.tmp"):
