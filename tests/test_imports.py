@@ -90,7 +90,7 @@ def imported(attacked):
     """The three exports imported, target and trigger unknown."""
     out = str(attacked["root"] / "imported")
     runs = {
-        "torchscript": _cli(["import", str(attacked["ts"]), "--data", DATA, "--out", out]),
+        "torchscript": _cli(["import", str(attacked["ts"]), "--data", DATA, "--trust-code", "--out", out]),
         "safetensors": _cli(["import", str(attacked["safetensors"]), "--data", DATA, "--arch", "small", "--out", out]),
         "pth": _cli(["import", str(attacked["pth"]), "--data", DATA, "--arch", "small", "--out", out]),
         "backdoorbench": _cli(["import", str(attacked["bb"]), "--data", DATA, "--out", out]),
@@ -158,8 +158,8 @@ def test_every_page_renders_an_imported_run(imported, monkeypatch):
 
 
 def test_a_given_trigger_and_target_are_measured(attacked):
-    result = _cli(["import", str(attacked["ts"]), "--data", DATA, "--trigger", "binary:170", "--target", "0",
-                   "--out", str(attacked["root"] / "given")])
+    result = _cli(["import", str(attacked["ts"]), "--data", DATA, "--trust-code", "--trigger", "binary:170",
+                   "--target", "0", "--out", str(attacked["root"] / "given")])
     assert result["asr"] == pytest.approx(attacked["attack"]["asr"])
 
 
@@ -228,7 +228,7 @@ def test_bad_files_fail_in_one_line_and_write_nothing(attacked, tmp_path, capsys
         ([sd, "--data", DATA, "--arch", "small", "--target", "10"], "out of range"),
         ([sd, "--data", DATA, "--arch", "small", "--location", "corner"], "bad location"),
         ([str(tmp_path / "missing.pt"), "--data", DATA], "does not exist"),
-        ([str(attacked["ts"]), "--data", DATA, "--num-classes", "7"], "--num-classes 7"),
+        ([str(attacked["ts"]), "--data", DATA, "--trust-code", "--num-classes", "7"], "--num-classes 7"),
         ([str(attacked["bb"]), "--data", DATA, "--num-classes", "7"], "--num-classes 7"),
     ]
     for argv, match in cases:

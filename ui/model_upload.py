@@ -1,22 +1,26 @@
-"""The Model page's form for bringing your own model: an uploaded file (TorchScript, a state dict or
-BackdoorBench's attack_result.pt) imported as a run, read without running any of its code."""
+"""The Model page's form for bringing your own model: an uploaded file (a state dict or BackdoorBench's
+attack_result.pt) imported as a run, read as data. The server never runs code from an upload, so a
+TorchScript program is refused (the CLI runs one with --trust-code)."""
 import streamlit as st
 
 from mesa.errors import MesaError
 from mesa.lab.imports import MAX_UPLOAD_BYTES, ImportConfig, import_upload
 from mesa.lab.model_files import FORMATS
+from mesa.lab.runs import TORCHSCRIPT
 from mesa.models import ARCHITECTURES
 from ui.common import select_run
 
 
 def load_a_model(sources: list[str]) -> None:
     """Bring your own model: an uploaded file becomes a run (trigger and target unknown until detection)."""
-    st.caption("TorchScript (.ts/.pt), a state dict of the bare network (.pt/.pth/.safetensors), or "
-               f"BackdoorBench's attack_result.pt; at most {MAX_UPLOAD_BYTES >> 20} MB. Nothing in the file is "
-               "run: files that need pickled code are refused.")
+    st.caption("A state dict of the bare network (.pt/.pth/.safetensors) or BackdoorBench's attack_result.pt; "
+               f"at most {MAX_UPLOAD_BYTES >> 20} MB. Both are read as data: files that need pickled code are "
+               "refused, and so is TorchScript, which is code (import it on your own machine with "
+               "`python -m mesa import FILE --trust-code`).")
     up = st.file_uploader("Model file", type=["pt", "pth", "ts", "safetensors", "bin"], key="byom-file")
     c1, c2, c3 = st.columns(3)
-    fmt = c1.selectbox("Format", FORMATS, key="byom-format", help="auto: told from the file")
+    fmt = c1.selectbox("Format", [f for f in FORMATS if f != TORCHSCRIPT], key="byom-format",
+                       help="auto: told from the file")
     arch = c2.selectbox("Architecture (state dicts)", ["(from the file)", *ARCHITECTURES], key="byom-arch")
     source = c3.selectbox("Data", ["(from the file: BackdoorBench)", *sources], key="byom-data")
     spec = None if source.startswith("(") else source
@@ -33,9 +37,12 @@ def load_a_model(sources: list[str]) -> None:
             cfg = ImportConfig(file="", data=spec, arch=None if arch.startswith("(") else arch, format=fmt,
                                target=int(target) if target.strip() else None, location=location.strip() or "random")
             with st.spinner("Reading the model and measuring its clean accuracy ..."):
-                path, metrics = import_upload(up.getvalue(), up.name, cfg)
+                path, metrics = import_upload(up.getvalue(), up.name, cfg, on_wait=st.info)
         except MesaError as e:
             st.error(f"Cannot import {up.name}: {e}")
+            return
+        except Exception as e:  # a stranger's file may fail in ways no check foresaw: one box, its text not echoed
+            st.error(f"Cannot import {up.name}: it failed while being read ({type(e).__name__})")
             return
         select_run(path)
         st.success(f"Imported as `{path.name}`: clean accuracy {metrics['clean_acc']:.3f}"

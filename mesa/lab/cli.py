@@ -143,6 +143,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--target", type=int, default=None, help="the backdoor's class, if known (else: detect)")
     p.add_argument("--trigger", default=None, help="the planted trigger, if known: binary:N, color:SEED or file:PATH")
     p.add_argument("--location", default="random", help="where the trigger is stamped: random or fixed:ROW,COL")
+    p.add_argument("--trust-code", action="store_true",
+                   help="TorchScript is code: load and run it (only for a file you trust; other formats are data)")
     add_common(p)
     p.set_defaults(func=cmd_import)
 

@@ -1,13 +1,16 @@
 """Bring your own model: turn a classifier trained elsewhere into an ordinary run, trigger and target
-unknown. Three formats: a TorchScript program, a state dict of a named architecture (.safetensors,
-or .pt/.pth read with weights_only=True) and BackdoorBench's `attack_result.pt`.
+unknown. Three formats: a state dict of a named architecture (.safetensors, or .pt/.pth read with
+weights_only=True), BackdoorBench's `attack_result.pt`, and a TorchScript program.
 
-Nothing is unpickled that needs code: a file that does is refused, saying how to re-save it. The
-model is wrapped with its normalisation so our images and triggers stay in [0, 1], and its clean
-accuracy on the data's test split is measured at once (near chance: wrong data, classes or
-normalisation). The run is written whole or not at all (runs.save_run).
+Nothing is unpickled that needs code: a file that does is refused, saying how to re-save it. A
+TorchScript program is code: it runs only with trust_code (the CLI's --trust-code), never from an
+upload. The app's import takes the machine's job lock like every heavy job. The model is wrapped
+with its normalisation so our images and triggers stay in [0, 1], and its clean accuracy on the
+data's test split is measured at once (near chance: wrong data, classes or normalisation). The run
+is written whole or not at all (runs.save_run).
 """
 import io
+import math
 import tempfile
 import time
 import warnings
@@ -21,12 +24,14 @@ from mesa.data import ImageData, load_data
 from mesa.device import resolve_device
 from mesa.errors import MesaError
 from mesa.method.metrics import evaluate, predict
+from mesa.lab.machine_lock import machine_turn
 from mesa.lab.model_files import read_model_file, sha256, state_dict_of
 from mesa.models import ARCHITECTURES, Classifier, build_model
 from mesa.lab.runs import TORCHSCRIPT, save_run
 from mesa.method.triggers import parse_location, parse_trigger
 
 MAX_BYTES = 2 << 30
+MAX_CLASSES = 100_000
 MAX_UPLOAD_BYTES = 200 << 20  # the app's upload limit, Streamlit's own default (server.maxUploadSize)
 # BackdoorBench's test-time Normalize per data set (utils/.../dataset_and_transform_generate.py)
 BACKDOORBENCH_NORMALIZATION = {
@@ -50,12 +55,28 @@ class ImportConfig:
     format: str = "auto"
     out: str | None = None
     device: str = "auto"
+    trust_code: bool = False  # TorchScript: run the file's own code (the CLI's --trust-code)
 
 
 def _output_classes(state: dict) -> int | None:
     """Rows of the last 2-D weight: the class count of every architecture we name."""
     weights = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
     return weights[-1].shape[0] if weights else None
+
+
+def _class_count(n: int, what: str) -> int:
+    if not 2 <= n <= MAX_CLASSES:
+        raise MesaError(f"{what} {n} is out of range 2..{MAX_CLASSES}")
+    return n
+
+
+def _three(values, what: str, positive: bool = False) -> tuple:
+    """Normalisation values: 3 finite numbers (R G B), positive for a std."""
+    values = tuple(float(v) for v in values)
+    if len(values) != 3 or not all(math.isfinite(v) and (v > 0 or not positive) for v in values):
+        kind = "finite positive" if positive else "finite"
+        raise MesaError(f"{what} takes 3 {kind} numbers (R G B), got {list(values)[:5]}")
+    return values
 
 
 def _fit(arch: str, state: dict, num_classes: int, mean, std, what: str) -> Classifier:
@@ -85,9 +106,12 @@ class Loaded:
 
 def _build(cfg: ImportConfig, path: Path, fmt: str, obj, data: ImageData, mean, std) -> Loaded:
     if fmt == TORCHSCRIPT:
+        if not any(True for _ in obj.parameters()):
+            raise MesaError(f"{path.name} has no weights (parameters): nothing to detect a backdoor in or defend")
         return Loaded(Classifier(obj, mean, std), TORCHSCRIPT, TORCHSCRIPT, {})
     if fmt == "backdoorbench":
         arch, classes = backdoorbench.architecture(obj, cfg.arch, cfg.num_classes)
+        _class_count(classes, "the file's num_classes")
         backdoorbench.check_image_size(obj, data.image_size)
         model = _fit(arch, state_dict_of(obj["model"], path), classes, mean, std, f"{path.name}'s model")
         poisoned, note = backdoorbench.poisoned_images(obj, path, data.image_size)
@@ -107,16 +131,12 @@ def _normalisation(cfg: ImportConfig, data: ImageData, fmt: str, obj):
     """The user's; else the file's own (BackdoorBench's table, a MESA Lab model.pt's buffers); else
     identity for TorchScript (it usually carries its own preprocessing), the data's statistics for
     a bare network."""
-    for name, value in (("mean", cfg.mean), ("std", cfg.std)):
-        if value is not None and len(value) != 3:
-            raise MesaError(f"--{name} takes 3 numbers (R G B), got {len(value)}")
-    if cfg.std is not None and min(cfg.std) <= 0:
-        raise MesaError("--std must be positive")
     clean_data = str(obj.get("clean_data", "")).lower() if fmt == "backdoorbench" else None
     if clean_data in BACKDOORBENCH_NORMALIZATION:
         default = BACKDOORBENCH_NORMALIZATION[clean_data]
     elif fmt == "state-dict" and "mean" in obj and "std" in obj:
-        default = (obj["mean"].flatten().tolist(), obj["std"].flatten().tolist())
+        default = (_three(obj["mean"].flatten().tolist(), "the file's mean"),
+                   _three(obj["std"].flatten().tolist(), "the file's std", positive=True))
     elif fmt == TORCHSCRIPT:
         default = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     else:
@@ -133,7 +153,11 @@ def import_model(cfg: ImportConfig, data: ImageData | None = None, origin: str |
     if path.stat().st_size > MAX_BYTES:
         raise MesaError(f"model file {path} is over {MAX_BYTES >> 30} GiB")
     location = parse_location(cfg.location)
-    fmt, obj = read_model_file(path, cfg.format)
+    if cfg.num_classes is not None:
+        _class_count(cfg.num_classes, "--num-classes")
+    cfg = replace(cfg, mean=None if cfg.mean is None else _three(cfg.mean, "--mean"),
+                  std=None if cfg.std is None else _three(cfg.std, "--std", positive=True))
+    fmt, obj = read_model_file(path, cfg.format, cfg.trust_code)
     spec = cfg.data or (backdoorbench.data_spec(obj) if fmt == "backdoorbench" else None)
     if not spec:
         raise MesaError("say which data the model was trained on: --data synthetic|cifar10|cifar100|folder:PATH")
@@ -142,7 +166,7 @@ def import_model(cfg: ImportConfig, data: ImageData | None = None, origin: str |
     loaded = _build(cfg, path, fmt, obj, data, mean, std)
     device = resolve_device(cfg.device)
     model = loaded.model.to(device).eval()
-    num_classes = _check_classes(model, data, cfg.num_classes, path)
+    num_classes = _check_classes(model, data, cfg.num_classes, path, device)
     if cfg.target is not None and not 0 <= cfg.target < num_classes:
         raise MesaError(f"target class {cfg.target} out of range 0..{num_classes - 1}")
     trigger = parse_trigger(cfg.trigger, data.image_size) if cfg.trigger else None
@@ -173,9 +197,11 @@ def import_model(cfg: ImportConfig, data: ImageData | None = None, origin: str |
     return run, metrics
 
 
-def import_upload(raw: bytes, filename: str, cfg: ImportConfig, limit: int = MAX_UPLOAD_BYTES) -> tuple[Path, dict]:
+def import_upload(raw: bytes, filename: str, cfg: ImportConfig, limit: int = MAX_UPLOAD_BYTES,
+                  on_wait=lambda message: None) -> tuple[Path, dict]:
     """Import uploaded bytes (the app): kept in a private temporary file only while importing, so a
-    failed import leaves nothing behind."""
+    failed import leaves nothing behind. No code from an upload is run (trust_code is off), and the
+    import waits its turn on the machine (on_wait says for whom)."""
     if len(raw) > limit:
         raise MesaError(f"{filename} is {len(raw) / 2**20:.0f} MiB: the upload limit is {limit / 2**20:.0f} MiB "
                         "(import bigger files with python -m mesa import)")
@@ -183,14 +209,22 @@ def import_upload(raw: bytes, filename: str, cfg: ImportConfig, limit: int = MAX
     with tempfile.TemporaryDirectory(prefix="mesa-upload-") as folder:
         path = Path(folder) / (("".join(c for c in Path(filename).stem if c.isalnum() or c in "-_") or "model") + suffix)
         path.write_bytes(raw)
-        return import_model(replace(cfg, file=str(path)), origin=f"upload:{filename}")
+        with machine_turn(f"MESA Lab app: import {path.name}", on_wait):
+            return import_model(replace(cfg, file=str(path), trust_code=False), origin=f"upload:{filename}")
 
 
-def _check_classes(model, data: ImageData, expected: int | None, path: Path) -> int:
-    with torch.no_grad():
-        out = model(data.test_images[:2].to(next(model.parameters()).device).float() / 255)
-    if out.dim() != 2:
-        raise MesaError(f"{path.name} outputs a {tuple(out.shape)} tensor, not one row of class scores per image")
+def _check_classes(model, data: ImageData, expected: int | None, path: Path, device) -> int:
+    """The model's class count, from its output on two test images (a TorchScript program may fail, or
+    return anything)."""
+    try:
+        with torch.no_grad():
+            out = model(data.test_images[:2].to(device).float() / 255)
+    except (RuntimeError, TypeError, ValueError) as e:
+        last = [line for line in str(e).splitlines() if line.strip()][-1:] or [type(e).__name__]
+        raise MesaError(f"{path.name} fails on the data's images: {last[0].strip()[:200]}") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        what = f"a {tuple(out.shape)} tensor" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        raise MesaError(f"{path.name} outputs {what}, not one row of class scores per image")
     classes = out.shape[1]
     if expected is not None and expected != classes:
         raise MesaError(f"--num-classes {expected} does not match the model, which has {classes} outputs")

@@ -1,6 +1,10 @@
-"""Model files read as data, never as code: TorchScript programs, state dicts (.safetensors, or
-.pt/.pth through torch.load(weights_only=True), numpy arrays allowed) and BackdoorBench results.
-A file that needs pickled code to open is refused with the line that re-saves it as a state dict."""
+"""Model files read as data: state dicts (.safetensors, or .pt/.pth through torch.load(weights_only=True),
+numpy arrays allowed) and BackdoorBench results. A file that needs pickled code to open is refused with
+the line that re-saves it as a state dict. A TorchScript program is code (loading it can run its
+`__setstate__`, calling it runs its `forward`): it is opened only when the caller trusts it.
+
+Nothing is read before its size is known: a zip's entries (torch.save files are zips) are checked
+against MAX_UNPACKED_BYTES, so a small file that inflates to gigabytes is refused before torch.load."""
 import hashlib
 import re
 import warnings
@@ -15,6 +19,10 @@ from mesa.errors import MesaError
 from mesa.lab.runs import TORCHSCRIPT
 
 FORMATS = ("auto", "torchscript", "state-dict", "backdoorbench")
+MAX_UNPACKED_BYTES = 768 << 20  # what a file may unpack to: torchvision's VGG-16-BN (540 MB) fits, 1 GiB does not
+UNTRUSTED_CODE = ("{name} is a TorchScript program, which is code: MESA Lab runs code from a file only when told to "
+                  "trust it (python -m mesa import FILE --trust-code, on the command line; the app never runs "
+                  "uploaded code: upload its state dict instead)")
 RESAVE = ("if you trust it, re-save its weights as a plain state dict: python -c \"import torch; "
           "m = torch.load('{file}', weights_only=False); torch.save(getattr(m, 'state_dict', lambda: m)(), "
           "'weights.pt')\" (for a BackdoorBench dict, save {{k: m[k] for k in ('model_name', 'num_classes', "
@@ -50,16 +58,34 @@ def read_weights(path: Path):
                         "or a BackdoorBench attack_result.pt") from None
 
 
-def detect_format(path: Path) -> str:
+def _entries(path: Path) -> list[zipfile.ZipInfo]:
+    """A zip's entries as its central directory declares them (what torch's reader allocates); [] for
+    another file."""
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise MesaError(f"{path.name} is not a readable model file: a damaged zip ({e})") from None
+
+
+def check_unpacked_size(path: Path, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse a file that would unpack to more than MAX_UNPACKED_BYTES: a zip by its entries' declared
+    sizes, another file (safetensors, an old torch.save) by its own size."""
+    total = sum(e.file_size for e in entries) if entries else path.stat().st_size
+    if total > MAX_UNPACKED_BYTES:
+        big = max(entries, key=lambda e: e.file_size).filename if entries else path.name
+        raise MesaError(f"{path.name} unpacks to {total / 2**20:.0f} MiB (e.g. {big}): over the "
+                        f"{MAX_UNPACKED_BYTES >> 20} MiB a model file may hold")
+
+
+def detect_format(path: Path, entries: list[zipfile.ZipInfo] | None = None) -> str:
     if path.suffix == ".safetensors":
         return "state-dict"
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as z:
-                if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
-                    return TORCHSCRIPT
-        except (zipfile.BadZipFile, OSError):
-            pass
+    names = [e.filename for e in (_entries(path) if entries is None else entries)]
+    if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+        return TORCHSCRIPT
     return "pickle"  # a torch.save file: a state dict or a BackdoorBench result, told apart once read
 
 
@@ -79,11 +105,16 @@ def _read_safetensors(path: Path) -> dict:
         raise MesaError(f"{path.name} is not a readable .safetensors file ({str(e).splitlines()[0][:120]})") from None
 
 
-def read_model_file(path: Path, fmt: str = "auto"):
-    """(format, object): a TorchScript module, a BackdoorBench dict or a state dict, read safely."""
+def read_model_file(path: Path, fmt: str = "auto", trust_code: bool = False):
+    """(format, object): a TorchScript module (only when trust_code), a BackdoorBench dict or a state
+    dict, read safely."""
     if fmt not in FORMATS:
         raise MesaError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    detected = detect_format(path)
+    entries = _entries(path)
+    detected = detect_format(path, entries)
+    if (fmt == TORCHSCRIPT or detected == TORCHSCRIPT) and not trust_code:
+        raise MesaError(UNTRUSTED_CODE.format(name=path.name))
+    check_unpacked_size(path, entries)
     if fmt == TORCHSCRIPT or (fmt == "auto" and detected == TORCHSCRIPT):
         try:
             with warnings.catch_warnings():
