@@ -2,13 +2,16 @@
 chooser (the pattern chosen is a link choice), and an uploaded trigger image."""
 import hashlib
 import io
+import re
+from pathlib import PurePath
 
 import streamlit as st
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from mesa.errors import MesaError
 from mesa.lab.runs import runs_root
-from mesa.method.triggers import canonical_patterns, parse_trigger
+from mesa.method.triggers import MAX_TRIGGER_FILE_BYTES, canonical_patterns, parse_trigger
 from ui.common import trigger_image
 from ui.share import choice
 
@@ -47,21 +50,33 @@ def pattern_gallery(current: str) -> str:
     return f"binary:{st.session_state[key]}"
 
 
+def save_uploaded_trigger(raw: bytes, name: str, image_size: int) -> tuple[str, torch.Tensor]:
+    """Keep an uploaded trigger image under the runs folder: (its spec, the trigger). The client's name
+    reduced to [A-Za-z0-9._-], the size checked before writing, a file that fails to read removed."""
+    if len(raw) > MAX_TRIGGER_FILE_BYTES:
+        raise MesaError(f"it is {len(raw) >> 10} KiB: a trigger image is at most {MAX_TRIGGER_FILE_BYTES >> 20} MiB")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", PurePath(name.replace("\\", "/")).name).lstrip(".")[-60:] or "trigger"
+    folder = runs_root() / "uploaded-triggers"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha1(raw).hexdigest()[:12]}-{safe}"
+    path.write_bytes(raw)
+    try:
+        return f"file:{path}", parse_trigger(f"file:{path}", image_size)
+    except MesaError:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def uploaded_trigger(image_size: int) -> str | None:
     """Save an uploaded PNG/JPEG under the runs folder and return its spec; explain a bad file."""
     up = st.file_uploader("Trigger image (PNG/JPEG, at most a quarter of the image side, e.g. 3x3 to 8x8)",
                           type=["png", "jpg", "jpeg", "bmp"])
     if up is None:
         return None
-    raw = up.getvalue()
-    folder = runs_root() / "uploaded-triggers"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha1(raw).hexdigest()[:12]}-{up.name}"
-    path.write_bytes(raw)
     try:
-        t = parse_trigger(f"file:{path}", image_size)
+        spec, t = save_uploaded_trigger(up.getvalue(), up.name, image_size)
     except MesaError as e:
         st.error(f"Cannot use {up.name}: {e}")
         return None
     st.image(trigger_image(t, 72), caption=f"{up.name}: {t.shape[-1]}x{t.shape[-2]}")
-    return f"file:{path}"
+    return spec

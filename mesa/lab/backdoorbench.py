@@ -52,8 +52,15 @@ def architecture(result: dict, arch: str | None, num_classes: int | None) -> tup
 
 def check_image_size(result: dict, image_size: int) -> None:
     size = result.get("img_size")
-    if size is not None and tuple(int(s) for s in list(size)[:2]) != (image_size, image_size):
-        raise MesaError(f"the model was trained on {list(size)[:2]} images; the data's are {image_size}x{image_size}")
+    if size is None:
+        return
+    try:
+        height_width = tuple(int(s) for s in list(size)[:2])
+    except (TypeError, ValueError, OverflowError):
+        raise MesaError(f"the BackdoorBench file's img_size {str(size)[:40]!r} is not a list of numbers") from None
+    if height_width != (image_size, image_size):
+        raise MesaError(f"the model was trained on {list(height_width)} images; "
+                        f"the data's are {image_size}x{image_size}")
 
 
 def _to_chw_uint8(img, image_size: int) -> torch.Tensor | None:
@@ -77,9 +84,11 @@ def _read_png(entry_path: str, folder: Path, image_size: int) -> torch.Tensor | 
     if local is None or not local.is_file():
         return None
     try:
-        with Image.open(local) as im:
+        with Image.open(local) as im:  # its size, from the header, is checked before any pixel is decoded
+            if im.size != (image_size, image_size):
+                return None
             return _to_chw_uint8(np.asarray(im.convert("RGB")), image_size)
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError):
         return None
 
 
@@ -104,6 +113,17 @@ def _entries(bd_test) -> list[tuple]:
     return list(zip(xs, ys, orig))
 
 
+def _label(value) -> int:
+    try:
+        label = int(value)
+        if not 0 <= label < 2**31:
+            raise ValueError
+        return label
+    except (TypeError, ValueError, OverflowError):
+        raise MesaError(f"the BackdoorBench file's poisoned test labels are not class numbers "
+                        f"(e.g. {str(value)[:40]!r})") from None
+
+
 def poisoned_images(result: dict, file: Path, image_size: int) -> tuple[dict | None, dict]:
     """The attacker's poisoned test images as {"images", "labels" (backdoor), "original"}, or None,
     and a note for the run's source record (how many were found and read)."""
@@ -119,8 +139,8 @@ def poisoned_images(result: dict, file: Path, image_size: int) -> tuple[dict | N
                 x = None
         if x is not None:
             images.append(x)
-            labels.append(int(bd_label))
-            original.append(int(label))
+            labels.append(_label(bd_label))
+            original.append(_label(label))
     note = {"poisoned_in_file": len(entries), "poisoned_read": len(images)}
     if not images:
         return None, note

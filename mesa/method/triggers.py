@@ -51,22 +51,33 @@ def color_trigger(seed: int, k: int = 3) -> torch.Tensor:
     return torch.rand(3, k, k, generator=torch.Generator().manual_seed(seed))
 
 
+MAX_TRIGGER_SIDE = 256  # a quarter of the largest image side the app offers (1024)
+MAX_TRIGGER_FILE_BYTES = 1 << 20  # a 256 x 256 PNG holds at most ~200 KB of pixels
+
+
 def image_trigger(path, image_size: int | None = None) -> torch.Tensor:
-    """A trigger read from a PNG/JPEG file; at most a quarter of the image side when that is known."""
+    """A trigger read from a PNG/JPEG file; at most a quarter of the image side when that is known.
+    The file's size, then the image's size from its header, are checked before any pixel is decoded:
+    a small PNG can declare 20000 x 20000 pixels."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise MesaError(f"trigger file {path} does not exist")
+    if path.stat().st_size > MAX_TRIGGER_FILE_BYTES:
+        raise MesaError(f"trigger file {path} is over {MAX_TRIGGER_FILE_BYTES >> 20} MiB: a trigger is a few pixels")
+    side = image_size // 4 if image_size is not None else MAX_TRIGGER_SIDE
     try:
         with Image.open(path) as img:
-            pixels = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32).copy())
             w, h = img.size
+            if max(w, h) > side:
+                raise MesaError(f"trigger {path} is {w}x{h}: at most {side}x{side}"
+                                + (f" (a quarter of the {image_size}-pixel image side)" if image_size else ""))
+            pixels = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32).copy())
+    except Image.DecompressionBombError:  # raised by Image.open itself for over 2 x MAX_IMAGE_PIXELS
+        raise MesaError(f"trigger {path} declares a huge image: at most {side}x{side}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise MesaError(f"trigger file {path} is not a readable image ({e})") from None
-    if image_size is not None and max(w, h) > image_size // 4:
-        raise MesaError(f"trigger {path} is {w}x{h}: at most {image_size // 4}x{image_size // 4} "
-                        f"(a quarter of the {image_size}-pixel image side)")
     return (pixels / 255).permute(2, 0, 1).contiguous()
 
 
