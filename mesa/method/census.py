@@ -12,7 +12,8 @@ import torch
 
 from mesa.device import autocast
 from mesa.errors import MesaError
-from mesa.method.triggers import binary_trigger, color_trigger, stamp
+from mesa.method.intervals import noise_max, rate_ci
+from mesa.method.triggers import binary_trigger, color_trigger, random_locations, stamp
 
 FAMILIES = ("binary", "color")
 OPEN = 0.5  # a trigger "opens" the backdoor when at least half the images go to the target
@@ -29,6 +30,7 @@ class CensusConfig:
     images: int = 256  # held-out images (outside the target class) each trigger is stamped on
     seed: int = 0
     location: tuple[int, int] | None = None  # None: a random place per image (the paper's rule)
+    exhaustive: bool = False  # every trigger on every image; else the adaptive census (mesa/method/adaptive_census.py)
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -50,6 +52,9 @@ class Census:
     rates: torch.Tensor  # N x C: share of the images not of class c that the trigger sends to c
     target: int | None
     planted_asr: float | None = None
+    counts: torch.Tensor | None = None  # N: the images each trigger was measured on (the adaptive census stops early)
+    fresh_asr: float | None = None  # the highest trigger re-measured on fresh held-out images: its ASR unbiased by the max
+    fresh_count: int = 0
 
     @property
     def asr(self) -> torch.Tensor:
@@ -95,70 +100,112 @@ def inference_copy(model):
         return model.eval()
 
 
-def census_images(images: torch.Tensor, labels: torch.Tensor, target: int | None, count: int):
-    """The first `count` images outside the target class (all classes when the target is unknown)."""
+def census_images(images: torch.Tensor, labels: torch.Tensor, target: int | None, count: int, skip: int = 0):
+    """The first `count` images outside the target class (all classes when the target is unknown),
+    after the first `skip` of them (fresh images: none when there are no more)."""
     keep = labels != target if target is not None else torch.ones_like(labels, dtype=torch.bool)
-    x, y = images[keep][:count], labels[keep][:count]
-    if len(x) == 0:
+    x, y = images[keep][skip:count], labels[keep][skip:count]
+    if len(x) == 0 and not skip:
         raise MesaError("no images outside the target class to take a census on")
     return x, y
 
 
-@torch.inference_mode()
-def class_rates(model, images: torch.Tensor, labels: torch.Tensor, triggers: torch.Tensor, num_classes: int,
-                seed: int = 0, location=None, batch_images: int = 1024) -> torch.Tensor:
-    """N x C: for each trigger, the share of images NOT of class c classified as c once stamped.
-
-    Each (trigger, image) pair gets its own random place from a seeded generator, so a census is
-    reproducible. Triggers are processed in chunks of about `batch_images` stamped images."""
-    model = inference_copy(model)
-    device = images.device
-    x = images.float() / 255 if images.dtype == torch.uint8 else images
-    m = len(x)
-    other = (labels[:, None] != torch.arange(num_classes, device=device)).float()  # M x C
-    denominators = other.sum(0).clamp(min=1)
+def stamp_places(triggers: int, images: int, image_size: int, k: int, seed: int, device, chunk: int = 1024):
+    """Triggers x images x 2: where each (trigger, image) pair is stamped, drawn from one seeded generator
+    in trigger order, so the exhaustive and the adaptive census measure the same stamped images."""
     g = torch.Generator(device=device).manual_seed(seed)
-    triggers = triggers.to(device)
-    per_chunk = max(1, batch_images // m)
-    rates = []
+    return torch.cat([random_locations(min(chunk, triggers - i) * images, image_size, k, device, g).short()
+                      for i in range(0, triggers, chunk)]).view(triggers, images, 2)
+
+
+@torch.inference_mode()
+def count_hits(model, x: torch.Tensor, other: torch.Tensor, triggers: torch.Tensor, places, location,
+               batch_images: int = 1024) -> torch.Tensor:
+    """T x C: for each trigger, how many of the images x (M) NOT of class c (other: M x C) it sends to c,
+    stamped at `places` (T x M x 2) or at the fixed `location`. Chunks of about `batch_images`."""
+    m, num_classes = len(x), other.shape[1]
+    per_chunk = max(1, batch_images // max(1, m))
+    hits = []
     for i in range(0, len(triggers), per_chunk):
         t = triggers[i:i + per_chunk]
-        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(m, 0), location, generator=g)
-        with fast_autocast(device):
+        at = places[i:i + per_chunk].reshape(-1, 2).long() if places is not None else location
+        stamped = stamp(x.repeat(len(t), 1, 1, 1), t.repeat_interleave(m, 0), at)
+        with fast_autocast(x.device):
             preds = model(stamped).argmax(1).view(len(t), m)
-        hits = torch.nn.functional.one_hot(preds, num_classes).float()  # T x M x C
-        rates.append(torch.einsum("tmc,mc->tc", hits, other) / denominators)
-    return torch.cat(rates).cpu()
+        hits.append(torch.einsum("tmc,mc->tc", torch.nn.functional.one_hot(preds, num_classes).float(), other))
+    return torch.cat(hits) if hits else torch.zeros(0, num_classes, device=x.device)
+
+
+def other_classes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """M x C: 1 where image m is not of class c (a trigger's rate for c counts only those)."""
+    return (labels[:, None] != torch.arange(num_classes, device=labels.device)).float()
+
+
+def prepared(model, images: torch.Tensor, labels, triggers, num_classes: int, seed: int, location):
+    """The fused model, float images, the M x C mask, triggers on the device and their stamp places."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    places = None if location is not None else stamp_places(len(triggers), len(x), min(x.shape[-2:]),
+                                                            triggers.shape[-1], seed, x.device)
+    return inference_copy(model), x, other_classes(labels, num_classes), triggers.to(x.device), places
+
+
+def class_rates(model, images: torch.Tensor, labels: torch.Tensor, triggers: torch.Tensor, num_classes: int,
+                seed: int = 0, location=None, batch_images: int = 1024) -> torch.Tensor:
+    """N x C: for each trigger, the share of images NOT of class c classified as c once stamped, each
+    (trigger, image) pair at its own seeded random place (or the fixed `location`): reproducible."""
+    model, x, other, triggers, places = prepared(model, images, labels, triggers, num_classes, seed, location)
+    return (count_hits(model, x, other, triggers, places, location, batch_images) / other.sum(0).clamp(min=1)).cpu()
 
 
 def take_census(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int, target: int | None,
                 cfg: CensusConfig, planted: torch.Tensor | None = None, k: int | None = None) -> Census:
     """The census of a model on held-out images; `planted` (the attacker's trigger) is measured on
-    the same images, so its ASR and rank compare with every other trigger's."""
+    the same images, so its ASR and rank compare with every other trigger's. Adaptive unless the
+    config says exhaustive or no target is known (then every class counts, on every image)."""
+    from mesa.method.adaptive_census import adaptive_rates
+
     k = cfg.trigger_size or k or (planted.shape[-1] if planted is not None else 3)
     triggers, names = family_triggers(cfg.family, k, cfg.samples, cfg.seed)
     x, y = census_images(images, labels, target, cfg.images)
-    rates = class_rates(model, x, y, triggers, num_classes, cfg.seed, cfg.location)
-    planted_asr = None
-    if planted is not None and target is not None:
-        planted_asr = class_rates(model, x, y, planted[None], num_classes, cfg.seed, cfg.location)[0, target].item()
-    return Census(cfg.family, names, triggers, rates, target, planted_asr)
+    if cfg.exhaustive or target is None:
+        rates = class_rates(model, x, y, triggers, num_classes, cfg.seed, cfg.location)
+        counts = torch.full((len(triggers),), len(x))
+    else:
+        rates, counts = adaptive_rates(model, x, y, triggers, num_classes, target, cfg.seed, cfg.location)
+    census = Census(cfg.family, names, triggers, rates, target, counts=counts)
+    if target is None:
+        return census
+    if planted is not None:
+        census.planted_asr = class_rates(model, x, y, planted[None], num_classes, cfg.seed, cfg.location)[0, target].item()
+    fx, fy = census_images(images, labels, target, 2 * cfg.images, skip=len(x))
+    if len(fx):  # the highest trigger again, on images the census never saw
+        census.fresh_asr = class_rates(model, fx, fy, triggers[int(census.asr.argmax())][None], num_classes,
+                                       cfg.seed + 1, cfg.location)[0, target].item()
+        census.fresh_count = len(fx)
+    return census
 
 
 def summarize(census: Census, betas=(0.5, 0.8, 0.9)) -> dict:
-    """Counts of open triggers (ASR >= 0.5 and >= each beta), the worst, the mean, and where the
-    planted trigger ranks (1 = the highest ASR of the family)."""
+    """Counts of open triggers (ASR >= 0.5 and >= each beta), the worst (the highest of the triggers
+    measured on every image), the mean, where the planted trigger ranks (1 = the highest ASR of the
+    family); each ASR with its 95% interval, and the highest that noise alone would give."""
     per_class_open = (census.rates >= OPEN).sum(0).tolist()
     summary = {"family": census.family, "triggers": len(census.names), "target": census.target,
                "open_per_class": per_class_open}
     if census.target is None:
         return summary
     asr = census.asr
-    worst = int(asr.argmax())
+    counts = census.counts if census.counts is not None else torch.zeros(len(asr), dtype=torch.long)
+    full = int(counts.max()) if len(counts) else 0
+    worst = int(asr.masked_fill(counts < full, -1).argmax())
     planted = census.planted_asr
     summary.update(open=int((asr >= OPEN).sum()), open_at={f"{b:g}": int((asr >= b).sum()) for b in betas},
                    worst_asr=asr[worst].item(), worst_trigger=census.names[worst], mean_asr=asr.mean().item(),
-                   original_asr=planted, original_rank=None if planted is None else 1 + int((asr > planted).sum()))
+                   original_asr=planted, original_rank=None if planted is None else 1 + int((asr > planted).sum()),
+                   images=full, measured_images=int(counts.sum()), worst_asr_ci=rate_ci(asr[worst].item(), full),
+                   original_asr_ci=rate_ci(planted, full),
+                   noise_max=noise_max(asr.mean().item(), full, len(asr)) if full else None,
+                   worst_asr_fresh=census.fresh_asr, worst_asr_fresh_ci=rate_ci(census.fresh_asr, census.fresh_count))
     return summary
 
 
