@@ -51,24 +51,26 @@ def sign_test(a: list[float], b: list[float]) -> dict:
     return {"higher": wins, "lower": losses, "tied": len(a) - n, "p": min(1.0, 2 * tail)}
 
 
+def binomial_pmf(i: int, n: int, p: float) -> float:
+    """P(Binomial(n, p) = i), in log space (n up to thousands)."""
+    if p <= 0 or p >= 1:
+        return float(i == (0 if p <= 0 else n))
+    log = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+    return math.exp(log + i * math.log(p) + (n - i) * math.log1p(-p))
+
+
 def binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(Binomial(n, p) <= k), summed in log space (n up to thousands)."""
-    if p <= 0:
-        return 1.0
-    if p >= 1:
-        return 1.0 if k >= n else 0.0
-    lp, lq = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
-             for i in range(0, min(k, n) + 1)]
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    """P(Binomial(n, p) <= k)."""
+    return min(1.0, sum(binomial_pmf(i, n, p) for i in range(min(k, n) + 1)))
 
 
 def noise_max(mean_rate: float, n: int, triggers: int, quantile: float = CONFIDENCE) -> float:
     """The highest ASR that noise alone gives a census: were every one of `triggers` patterns truly
     at `mean_rate`, the highest of their rates measured on n images each stays below this with
-    probability `quantile`. A highest pattern at or under it stands out from nothing."""
+    probability `quantile`. A highest pattern at or under it does not stand out from the rest."""
+    cdf = 0.0
     for k in range(n + 1):
-        if binomial_cdf(k, n, mean_rate) ** triggers >= quantile:
+        cdf += binomial_pmf(k, n, mean_rate)
+        if min(1.0, cdf) ** triggers >= quantile:
             return k / n
     return 1.0
