@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from numbers import Real
 
+import torch
+
 from mesa import atomic
 from mesa.method.census import Census
 from mesa.errors import MesaError
@@ -183,7 +185,8 @@ def save_census(run_path, tag: str, census, summary: dict, settings: dict, of: d
     """`of`: the defense save this census belongs to (see save_defense)."""
     name = _census_file(tag, census.family)
     data = {"names": census.names, "triggers": census.triggers, "rates": census.rates, "target": census.target,
-            "planted_asr": census.planted_asr}
+            "planted_asr": census.planted_asr, "counts": census.counts, "fresh_asr": census.fresh_asr,
+            "fresh_count": census.fresh_count}
     _commit(_dir(run_path), {f"{name}.pt": data}, f"{name}.json",
             {"tag": tag, "settings": settings, "summary": summary, **({"of": of} if of else {})})
 
@@ -205,10 +208,18 @@ def load_census(run_path, tag: str = "before", family: str = "binary") -> dict |
         raise MesaError(f"census {d / name}.json belongs to a defense whose save did not finish: run that defense again")
     data = _part(d, meta, f"{name}.pt", "census")
     try:
-        census = Census(family, list(data["names"]), data["triggers"], data["rates"], data["target"], data["planted_asr"])
+        census = Census(family, list(data["names"]), data["triggers"], data["rates"], data["target"], data["planted_asr"],
+                        _saved_counts(data, len(data["names"]), meta["settings"]), data.get("fresh_asr"),
+                        data.get("fresh_count", 0))
     except (KeyError, TypeError):
         raise MesaError(f"census {d / name}.pt is not a MESA Lab census") from None
     return {**_public({k: v for k, v in meta.items() if k != "of"}), "census": census}
+
+
+def _saved_counts(data: dict, triggers: int, settings: dict) -> torch.Tensor:
+    """Images per trigger; a census saved before the adaptive one measured every trigger on all of them."""
+    counts = data.get("counts")
+    return counts if isinstance(counts, torch.Tensor) else torch.full((triggers,), int(settings.get("images") or 0))
 
 
 def list_censuses(run_path, family: str = "binary") -> list[str]:

@@ -114,6 +114,8 @@ def build_parser() -> ArgumentParser:
                    help="how many triggers (binary: all when k <= 3, else required; color: 4096)")
     p.add_argument("--images", type=int, default=256, help="held-out images per trigger")
     p.add_argument("--defense", default=None, help="the census of a saved defense's model (e.g. ensemble, mesa:0.9)")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="every trigger on every image (default: adaptive, more images only where a verdict is uncertain)")
     p.add_argument("--seed", type=int, default=0)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_census)

@@ -113,7 +113,8 @@ def cmd_census(args):
     from mesa.method.census import CensusConfig
     from mesa.lab.stages import run_census
 
-    cfg = CensusConfig(family=args.family, samples=args.samples, images=args.images, seed=args.seed)
+    cfg = CensusConfig(family=args.family, samples=args.samples, images=args.images, seed=args.seed,
+                       exhaustive=args.exhaustive)
     return _stage(args, lambda ws, bar: run_census(ws, cfg, args.defense))
 
 

@@ -71,7 +71,7 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     history = train_classifier(
         model, data.train_images, data.train_labels, train_cfg,
         batch_transform=StampFraction(fixed_sampler(trigger), cfg.poison_ratio, cfg.seed, cfg.target, location),
-        evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, trigger, cfg.target, location),
+        evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, trigger, cfg.target, location, intervals=False),
         on_progress=on_progress, should_stop=should_stop)
     metrics = evaluate(model, data.test_images, data.test_labels, trigger, cfg.target, location)
     metrics["train_seconds"] = round(time.time() - start, 1)

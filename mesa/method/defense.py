@@ -96,13 +96,13 @@ def retrain(model, sampler_for_epoch: Callable[[int], Sampler | None], modeling,
     def epoch_start(epoch):
         transform.sampler = sampler_for_epoch(epoch)
 
-    def measure(m):
-        return evaluate(m, held_out[0], held_out[1], trigger, target, location)
+    def measure(m, intervals=False):  # per epoch the rates alone; the final one with its intervals
+        return evaluate(m, held_out[0], held_out[1], trigger, target, location, intervals)
 
     history = train_classifier(defended, modeling[0], modeling[1], cfg.train_config(), batch_transform=transform,
                                evaluate=measure, epoch_start=epoch_start, on_progress=on_progress, stage=stage,
                                should_stop=should_stop)
-    return defended, history, measure(defended)
+    return defended, history, measure(defended, True)
 
 
 def defend(model, trigger, target: int, modeling, held_out, cfg: DefenseConfig, generators: dict | None = None,

@@ -1,6 +1,7 @@
 """Clean accuracy and attack success rate, batched, in eval mode."""
 import torch
 
+from mesa.method.intervals import rate_ci
 from mesa.method.triggers import stamp
 
 
@@ -35,8 +36,16 @@ def attack_success_rate(model, images, labels, trigger, target: int, seed: int =
     return (predict(model, stamped) == target).float().mean().item()
 
 
-def evaluate(model, images, labels, trigger=None, target: int | None = None, location=None) -> dict:
+def evaluate(model, images, labels, trigger=None, target: int | None = None, location=None,
+             intervals: bool = True) -> dict:
+    """Clean accuracy (and ASR), each with the images it was measured on and its 95% interval
+    (`intervals`: False for the per-epoch curves, which plot the rates alone)."""
     metrics = {"clean_acc": clean_accuracy(model, images, labels)}
     if trigger is not None and target is not None:
         metrics["asr"] = attack_success_rate(model, images, labels, trigger, target, location=location)
+    if not intervals:
+        return metrics
+    counts = {"clean_acc": len(labels), "asr": int((labels != target).sum()) if "asr" in metrics else 0}
+    for key in list(metrics):
+        metrics[f"{key}_images"], metrics[f"{key}_ci"] = counts[key], rate_ci(metrics[key], counts[key])
     return metrics
