@@ -261,7 +261,7 @@ def test_smaller_gaps_are_refused_before_any_work(capsys, tmp_path, backdoored_s
     fails_in_one_line(capsys, ["attack", "--lr", "0", "--epochs", "1"], "--lr must be a positive number")
     fails_in_one_line(capsys, ["eval", backdoored_synthetic["run"], "--target", "99"], "target class 99 out of range")
     run = Path(fresh_copy(backdoored_synthetic["run"], tmp_path))
-    fails_in_one_line(capsys, ["census", str(run), "--defense", "ensemble"], "no defense 'ensemble' saved")
+    fails_in_one_line(capsys, ["census", str(run), "--defense", "ensemble"], "no defended model saved for 'ensemble'")
     assert not list(run.glob("mesa/census-*"))  # no census was taken first
     fails_in_one_line(capsys, ["sweep", "--targets", "99", "--out", str(tmp_path / "sweep")],
                       "target class 99 out of range: synthetic has classes 0..9")

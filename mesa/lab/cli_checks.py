@@ -25,7 +25,7 @@ def _defense_saved(run, method: str) -> None:
     kept = folder / f"{artifacts.method_file(method)}.{'json' if method == 'pixel-sgd' else 'pt'}"
     if not kept.is_file():
         saved = sorted(p.stem[len("defense-"):] for p in folder.glob("defense-*.json"))
-        raise MesaError(f"no defense {method!r} saved in {run} (saved: {', '.join(saved) or 'none'}): "
+        raise MesaError(f"no defended model saved for {method!r} in {run} (saved: {', '.join(saved) or 'none'}): "
                         f"run `defend --method {method}` first")
 
 
