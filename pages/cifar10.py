@@ -4,7 +4,7 @@ The live demo's embedded data does not show MESA's edge over the single reversed
 import pandas as pd
 import streamlit as st
 
-from mesa.lab.recorded import BEFORE, FLOOR, list_records, residual_rows
+from mesa.lab.recorded import BEFORE, FLOOR, contrast, list_records, residual_rows
 from ui.charts import grouped_bars
 from ui.entry import through_app
 from ui.share import choice
@@ -15,6 +15,7 @@ METRICS = {"highest pattern ASR": "the highest ASR of the 512 patterns: what is 
            "planted ASR": "the planted trigger's ASR (pixel-SGD: the mean of its restarts)",
            "open patterns": "how many of the 512 patterns still open the backdoor (ASR >= 0.5)"}
 SHOWN = ["mesa:0.9", "ensemble", "pixel-sgd", FLOOR]
+INTERVAL = {"highest pattern ASR": "highest CI", "planted ASR": "planted CI"}  # 95% Wilson: the error bars
 COLORS = {"mesa:0.5": "#9ecae1", "mesa:0.8": "#4292c6", "mesa:0.9": "#08519c", "ensemble": "#6baed6",
           "pixel-sgd": "#d62728", "original": "#2ca02c", "finetune": "#ff7f0e", FLOOR: "#9e9e9e", BEFORE: "#222222"}
 
@@ -53,10 +54,18 @@ else:
     order = {m: i for i, m in enumerate(chosen)}
     shown = shown.sort_values("method", key=lambda s: s.map(order), kind="stable")
     is_asr = metric != "open patterns"
+    if is_asr:
+        bounds = shown[INTERVAL[metric]].apply(lambda ci: ci or [None, None])
+        shown = shown.assign(low=bounds.str[0].fillna(shown[metric]), high=bounds.str[1].fillna(shown[metric]))
     st.plotly_chart(grouped_bars(shown, "case", metric, "method", height=380, title=METRICS[metric], colors=COLORS,
                                  y_range=[0, 1] if is_asr and BEFORE in chosen else None,
-                                 line=(0.5, "opens the backdoor (0.5)") if is_asr and BEFORE in chosen else None),
+                                 line=(0.5, "opens the backdoor (0.5)") if is_asr and BEFORE in chosen else None,
+                                 error=("low", "high") if is_asr else None),
                     key="cifar10-bars")
+    if is_asr:
+        st.caption("Error bars: 95% Wilson intervals (256 images per pattern; ~1,800 held-out images for the planted "
+                   "trigger). The highest of 512 patterns is a maximum of noisy rates, biased upward: the table "
+                   "below gives, per row, the highest that noise alone would give (\"noise max\").")
 
 after = rows[rows["method"] != BEFORE].assign(
     planted_highest=lambda d: d["highest pattern"] == d["case"].str.split(" -> ").str[0],
@@ -74,7 +83,16 @@ st.markdown("After retraining, the census says what one planted trigger cannot: 
             "open the backdoor, and how close the rest of the distribution stays. Compare the highest pattern a "
             "defense leaves with the floor (the clean base answers some patterns too), and see in the last "
             "column whether what survives is the planted trigger itself, the one a defense should hit first.")
+for a, b in (("pixel-sgd", "mesa:0.9"), ("pixel-sgd", "ensemble")):
+    for name in INTERVAL:
+        c = contrast(rows.to_dict("records"), a, b, name)
+        if c["cases"]:
+            st.markdown(f"**{a} vs {b}, {name}:** higher in {c['higher']} of {c['cases']} cases, lower in "
+                        f"{c['lower']} (sign test over cases: p = {c['p']:.3f}, {'' if c['p'] < 0.05 else 'not '}"
+                        f"significant at 0.05); 95% intervals apart in {len(c['apart'])} "
+                        f"case{'' if len(c['apart']) == 1 else 's'}{': ' + ', '.join(c['apart']) if c['apart'] else ''}.")
+text = {col: rows[col].apply(lambda ci: "" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}") for col in INTERVAL.values()}
 with st.expander("Every row"):
-    st.dataframe(rows.style.format(precision=3, na_rep=""), use_container_width=True, hide_index=True)
+    st.dataframe(rows.assign(**text).style.format(precision=3, na_rep=""), use_container_width=True, hide_index=True)
 st.caption(f"Reproduce: `{record.command}` (reads the record `docs/results/{record.path.name}`; without "
            "`--table` it runs the cases, resumable, hours on 2 cores). docs/RESULTS.md explains the table.")

@@ -60,3 +60,18 @@ def test_the_page_without_records_says_how_to_make_them(results_dir):
     assert not at.exception
     assert any("bench/defense_cifar10.py" in i.value for i in at.info)
     assert any("cifar10-small-broken.json" in w.value for w in at.warning)
+
+
+def test_rows_carry_intervals_and_the_contrast_is_tested():
+    record = list_records()[0][0]
+    rows = residual_rows(record.path)
+    for r in rows:
+        for rate, ci in (("planted ASR", "planted CI"), ("highest pattern ASR", "highest CI")):
+            assert r[ci] is None or r[ci][0] <= r[rate] <= r[ci][1] + 1e-4
+        assert r["noise max"] is None or 0 <= r["noise max"] <= 1
+    case = json.loads(record.path.read_text())["cases"]
+    assert {recorded.planted_images(c) for c in case.values() if c["target"] == 0} == {1791}
+    c = recorded.contrast(rows, "pixel-sgd", "mesa:0.9")
+    assert c["cases"] == record.cases and c["higher"] + c["lower"] + c["tied"] == c["cases"]
+    assert c["p"] == pytest.approx(2 / 2 ** c["cases"]) if c["higher"] == c["cases"] else c["p"] <= 1
+    assert set(c["apart"]) <= {r["case"] for r in rows}

@@ -22,11 +22,17 @@ def metric_charts(df: pd.DataFrame, metrics: list[str], x: str = "step", key: st
 
 def grouped_bars(long: pd.DataFrame, x: str, y: str, color: str, height: int = 300, title: str | None = None,
                  y_range=None, line: tuple[float, str] | None = None, colors: dict | None = None,
-                 barmode: str = "group") -> go.Figure:
+                 barmode: str = "group", error: tuple[str, str] | None = None) -> go.Figure:
     """Bars of `y` per `x`, one colour (and legend entry) per value of `color`, side by side; `line`:
-    (y, label) drawn dotted across, such as a floor."""
-    bars = [go.Bar(x=g[x].to_numpy(), y=g[y].to_numpy(), name=str(name), marker_color=(colors or {}).get(name))
-            for name, g in long.groupby(color, sort=False)]
+    (y, label) drawn dotted across, such as a floor; `error`: the (low, high) columns of each bar's
+    interval, drawn as error bars."""
+    def bar(name, g):
+        bars_error = None if error is None else dict(type="data", symmetric=False, array=(g[error[1]] - g[y]).to_numpy(),
+                                                     arrayminus=(g[y] - g[error[0]]).to_numpy(), thickness=1)
+        return go.Bar(x=g[x].to_numpy(), y=g[y].to_numpy(), name=str(name), marker_color=(colors or {}).get(name),
+                      error_y=bars_error)
+
+    bars = [bar(name, g) for name, g in long.groupby(color, sort=False)]
     layout = dict(height=height, barmode=barmode, title=dict(text=title), legend=dict(title=dict(text=color)),
                   xaxis=dict(title=dict(text=x)), yaxis=dict(title=dict(text=y), range=y_range))
     if line is not None:

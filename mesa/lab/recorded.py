@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesa.method.intervals import noise_max, overlap, rate_ci, sign_test
+
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "results"
 RECORD_GLOB = "cifar10-small-*.json"
 BEFORE, FLOOR = "before defense", "clean base (floor)"
@@ -63,24 +65,54 @@ def list_records(folder: Path | None = None) -> tuple[list[Record], list[str]]:
     return sorted(records, key=lambda r: (r.label != "stamped fraction 0.5", "," in r.label, -r.stamped)), problems
 
 
-def _row(case: str, method: str, planted: float, census: dict | None, worst_restart: float | None = None,
-         closure: float | None = None) -> dict:
+def planted_images(case: dict) -> int | None:
+    """The held-out images (outside the target class) the planted trigger was measured on. Records
+    before the counts were kept: the one count that makes every single-model ASR of the case a whole
+    number of images (1,791 on CIFAR-10 for class 0); pixel-SGD's is a mean over restarts, left out."""
+    if case["before"].get("asr_images"):
+        return case["before"]["asr_images"]
+    rates = [case["before"]["asr"]] + [d["after"]["asr"] for m, d in case["defenses"].items() if m != "pixel-sgd"]
+    return next((n for n in range(100, 20001) if all(abs(r * n - round(r * n)) < 1e-3 for r in rates)), None)
+
+
+def _row(case: str, method: str, planted: float, census: dict | None, n_planted: int | None, n_census: int,
+         worst_restart: float | None = None, closure: float | None = None) -> dict:
+    """One row; each ASR with its 95% Wilson interval (pixel-SGD's planted: the mean of restarts
+    each on the same images, so one restart's interval). "noise max": the highest pattern that
+    noise alone gives a census whose 512 patterns all sat at its mean ASR."""
     census = census or {}
-    return {"case": case, "method": method, "planted ASR": planted, "worst restart": worst_restart,
-            "open patterns": census.get("open"), "highest pattern ASR": census.get("worst_asr"),
-            "highest pattern": census.get("worst_trigger"), "closure": closure}
+    highest = census.get("worst_asr")
+    mean = census.get("mean_asr")
+    return {"case": case, "method": method, "planted ASR": planted, "planted CI": rate_ci(planted, n_planted),
+            "worst restart": worst_restart, "open patterns": census.get("open"), "highest pattern ASR": highest,
+            "highest CI": rate_ci(highest, n_census), "highest pattern": census.get("worst_trigger"),
+            "noise max": None if mean is None else noise_max(mean, n_census, census.get("triggers", 512)),
+            "closure": closure}
 
 
 def residual_rows(path: Path) -> list[dict]:
     """Per case: the backdoored model, the clean base (the floor: what a model with no backdoor
     answers), then each defense; pixel-SGD's worst restart on the planted trigger kept beside its mean."""
+    record = json.loads(Path(path).read_text())
+    n_census = int(record["settings"].get("census_images") or 256)
     rows = []
-    for c in _finished(json.loads(Path(path).read_text())):
-        case = f"{c['trigger']} -> {c['target']}"
-        rows.append(_row(case, BEFORE, c["before"]["asr"], c["census"]["before"]))
-        rows.append(_row(case, FLOOR, c["floor"], c["census"].get("floor")))
+    for c in _finished(record):
+        case, n = f"{c['trigger']} -> {c['target']}", planted_images(c)
+        rows.append(_row(case, BEFORE, c["before"]["asr"], c["census"]["before"], n, n_census))
+        rows.append(_row(case, FLOOR, c["floor"], c["census"].get("floor"), n, n_census))
         for method, d in c["defenses"].items():
             census = d.get("census") or {}
-            rows.append(_row(case, method, d["after"]["asr"], census.get("after"),
+            rows.append(_row(case, method, d["after"]["asr"], census.get("after"), n, n_census,
                              d["worst_asr"] if method == "pixel-sgd" else None, census.get("closure")))
     return rows
+
+
+def contrast(rows: list[dict], a: str, b: str, metric: str = "highest pattern ASR") -> dict:
+    """Method a against b over the cases both have: per case whether the intervals are apart (a
+    difference read as significant), and the exact sign test over cases."""
+    ci = {"highest pattern ASR": "highest CI", "planted ASR": "planted CI"}[metric]
+    by = {(r["case"], r["method"]): r for r in rows}
+    cases = [c for c in dict.fromkeys(r["case"] for r in rows) if (c, a) in by and (c, b) in by]
+    apart = [c for c in cases if not overlap(by[c, a][ci], by[c, b][ci])]
+    test = sign_test([by[c, a][metric] for c in cases], [by[c, b][metric] for c in cases])
+    return {"cases": len(cases), "apart": apart, **test}
