@@ -8,7 +8,7 @@ from mesa.method.defense import DefenseConfig
 from mesa.lab.job_works import stage_work
 from ui.common import active_run, baseline_results, current_preset, events_frame, job_panel, search_results, submit
 from ui.charts import grouped_bars, metric_charts
-from ui.census_view import floor_line, floor_of, residual, residual_chart
+from ui.census_view import floor_line, floor_of, interval, residual, residual_chart
 from ui.entry import through_app
 from ui.share import choice
 
@@ -63,13 +63,20 @@ with right:
                     key="paper-bars")
     st.page_link("pages/cifar10.py", label="The same defenses measured here on real CIFAR-10, with the census",
                  icon=":material/table_chart:")
+def with_bounds(long: pd.DataFrame, measure: str, results: dict) -> pd.DataFrame:
+    """Each bar's 95% interval (low, high) from the saved result; the bar itself where none was saved."""
+    key = {"ASR": "asr_ci", "clean acc": "clean_acc_ci"}[measure]
+    cis = [results[m][when.split()[-1]].get(key) or [v, v] for m, when, v in long[["method", "when", measure]].values]
+    return long.assign(low=[c[0] for c in cis], high=[c[1] for c in cis])
+
+
 with left:
     st.subheader("This run")
     if not results:
         st.info("No defense saved for this run yet.")
     else:
         rows = [{"method": m, "ASR before": r["before"].get("asr"), "ASR after": r["after"].get("asr"),
-                 "worst ASR": r["worst_asr"], **residual(r),
+                 "ASR after, 95%": interval(r["after"].get("asr_ci")), "worst ASR": r["worst_asr"], **residual(r),
                  "MESA samples' ASR after": r.get("samples_asr", {}).get("after"),  # the measure with no planted trigger
                  "clean acc before": r["before"]["clean_acc"],
                  "clean acc after": r["after"]["clean_acc"], "seconds": r["seconds"]} for m, r in results.items()]
@@ -82,7 +89,9 @@ with left:
         for measure in ("ASR", "clean acc"):
             long = table.melt("method", [f"{measure} before", f"{measure} after"], var_name="when", value_name=measure)
             line = floor_line(floor, "asr") if measure == "ASR" else None
-            st.plotly_chart(grouped_bars(long, "method", measure, "when", y_range=[0, 1], line=line), key=f"bars-{measure}")
+            st.plotly_chart(grouped_bars(with_bounds(long, measure, results), "method", measure, "when", y_range=[0, 1],
+                                         line=line, error=("low", "high")), key=f"bars-{measure}")
+        st.caption("Error bars: 95% Wilson intervals on the held-out images (runs saved before intervals have none).")
         residual_chart(table, floor, "bars-open")
 
 if results:

@@ -74,8 +74,15 @@ def counts(found: dict, tags, methods) -> list[dict]:
             shut = closure(before["census"].asr, c.asr, floor["census"].asr if floor else None)
         rows.append({"census": label(tag, methods), "open (ASR ≥ 0.5)": s.get("open"), "of": s["triggers"],
                      "worst trigger": s.get("worst_trigger"), "worst ASR": s.get("worst_asr"),
-                     "planted ASR": s.get("original_asr"), "closure": shut})
+                     "worst ASR, 95%": interval(s.get("worst_asr_ci")), "noise alone, up to": s.get("noise_max"),
+                     "planted ASR": s.get("original_asr"), "planted, 95%": interval(s.get("original_asr_ci")),
+                     "closure": shut})
     return rows
+
+
+def interval(ci) -> str:
+    """A saved [low, high] as text for a table ("" for censuses saved before intervals)."""
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
 
 
 def sheet(triggers: torch.Tensor, asr: torch.Tensor, columns: int) -> np.ndarray:
