@@ -138,8 +138,8 @@ def build_run_model(path, config: dict) -> Classifier:
     return Classifier(body, config["mean"], config["std"])
 
 
-_FIELDS = {"data": str, "model": str, "num_classes": int, "mean": list, "std": list, "classes": list}
-_OPTIONAL = {"target": int, "trigger": str, "location": str}
+_FIELDS = {"data": str, "model": str, "num_classes": int, "mean": list, "std": list}
+_OPTIONAL = {"target": int, "trigger": str, "location": str, "classes": list}
 
 
 def check_config(config, path) -> dict:
@@ -153,8 +153,8 @@ def check_config(config, path) -> dict:
         what = "lacks" if key not in config else f"has a {type(value).__name__} for"
         raise MesaError(f"run config {path / 'config.json'} {what} {key!r} (expected {kind.__name__})")
     n = config["num_classes"]
-    if not 2 <= n <= 100_000 or len(config["classes"]) != n:
-        raise MesaError(f"run config {path / 'config.json'}: num_classes {n} does not fit its {len(config['classes'])} classes")
+    if not 2 <= n <= 100_000 or len(config.get("classes") or [None] * n) != n:
+        raise MesaError(f"run config {path / 'config.json'}: num_classes {n} does not fit its class names")
     if not all(len(config[k]) == 3 and all(isinstance(v, Real) for v in config[k]) for k in ("mean", "std")):
         raise MesaError(f"run config {path / 'config.json'}: mean and std must be 3 numbers each")
     if config.get("target") is not None and not 0 <= config["target"] < n:
