@@ -138,7 +138,7 @@ SECTIONS = {
                  "log_every": integer(1, 10**6)},
     "census": {"family": text(choices=FAMILIES), "trigger_size": integer(1, 32, optional=True),
                "samples": integer(1, 100_000, optional=True), "images": integer(1, 100_000), "seed": SEED,
-               "location": items(integer(0, 1_023), 2, 2, optional=True)},
+               "location": items(integer(0, 1_023), 2, 2, optional=True), "exhaustive": flag},
 }
 KNOWN_CLASSES = {"synthetic": 10, "cifar10": 10, "synthetic100": 100, "cifar100": 100}
 
