@@ -4,17 +4,21 @@ as background jobs (mesa/lab/jobs.py) that pages poll, so reloads and other tabs
 Page scripts live in pages/ (one file per page, its URL the file name: /model, /mesa_search, ...);
 what they share lives in ui/. st.navigation lists exactly the pages below; a deep link such as
 /model opens that page, even as a fresh server's first request (ui/entry.py, tests/test_browser.py)."""
+import os
+
 import streamlit as st
 
 from mesa.data import warm_in_background
 from mesa.errors import MesaError
 from mesa.lab.projection import import_in_background
 from mesa.lab.ready_runs import install_ready_runs
-from mesa.lab.runs import list_runs, read_json
+from mesa.lab.runs import NO_CODE, list_runs, read_json
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
 from ui.status import show_new_jobs, status_area
+
+os.environ[NO_CODE] = "1"  # the server and its job processes never run code from a file (README: importing)
 
 # (script, title, icon): add a page here.
 PAGES = [

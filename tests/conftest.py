@@ -23,6 +23,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("MESA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MESA_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MESA_READY_RUNS", "0")  # the app's shipped runs only where a test asks for them
+    monkeypatch.setenv("MESA_NO_CODE", "0")  # restored after each test: an app test's server sets it to 1
     return tmp_path
 
 

@@ -112,6 +112,22 @@ def test_torchscript_is_refused_without_trust_code_and_never_run(tmp_path, capsy
     assert loaded.exists() and "no weights" in capsys.readouterr().err
 
 
+def test_a_trusted_torchscript_run_is_never_run_by_the_app_server(tmp_path, capsys, monkeypatch):
+    """Imported on the command line with --trust-code, the run sits in the runs folder the app serves:
+    a process with MESA_NO_CODE=1 (the app server and its jobs) refuses to load its program."""
+    from mesa.lab.runs import NO_CODE, load_run
+
+    called = tmp_path / "written-by-forward"
+    program = _script(WritesWhenCalled(str(called)), tmp_path / "model.ts")
+    runs = tmp_path / "runs"
+    assert main(["import", str(program), "--data", DATA, "--trust-code", "--out", str(runs), "--quiet"]) == 0
+    called.unlink()
+    monkeypatch.setenv(NO_CODE, "1")
+    with pytest.raises(MesaError, match="never runs it"):
+        load_run(next(runs.iterdir()))
+    assert not called.exists()
+
+
 def test_an_uploaded_torchscript_is_refused_and_never_run(tmp_path):
     called, loaded = tmp_path / "written-by-forward", tmp_path / "written-by-setstate"
     cfg = ImportConfig(file="", data=DATA, out=str(tmp_path / "runs"))

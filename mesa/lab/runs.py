@@ -26,6 +26,7 @@ from mesa.models import Classifier, build_model
 
 RUN_KIND = "mesa-lab-run"
 TORCHSCRIPT = "torchscript"  # config["model"] of an imported TorchScript program, kept in the run as model.ts
+NO_CODE = "MESA_NO_CODE"  # set to 1 by the app server (and so its job processes): never run a run's program
 
 
 def runs_root(path=None) -> Path:
@@ -129,6 +130,9 @@ def build_run_model(path, config: dict) -> Classifier:
     """The run's network, untrained: built by name, or the TorchScript program kept in the run."""
     if config["model"] != TORCHSCRIPT:
         return build_model(config["model"], config["num_classes"], config["mean"], config["std"])
+    if os.environ.get(NO_CODE) == "1":
+        raise MesaError(f"run {Path(path).name} holds a TorchScript program, which is code: the app never runs it; "
+                        "use it from the command line, where it was imported with --trust-code")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
