@@ -101,3 +101,18 @@ def test_init_from_the_base_needs_the_same_classes(tmp_path):
     with pytest.raises(MesaError, match="classes"):
         run_attack(AttackConfig(data="synthetic100:1000", model="small", init=str(clean), epochs=1,
                                 out=str(tmp_path)), data=data)
+
+
+def test_eval_measures_a_run_on_another_copy_of_its_data(backdoored_synthetic, capsys):
+    """`eval --data SPEC`: the shipped CIFAR-10 base or run measured on a user's own copy; a data set
+    with other classes is refused in one line."""
+    import json
+
+    from mesa.lab.cli import main
+
+    run = backdoored_synthetic["run"]
+    assert main(["eval", run, "--data", "synthetic:2000", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert measured["clean_acc"] > 0.8 and measured["asr"] > 0.8
+    assert main(["eval", run, "--data", "synthetic100:1000", "--json"]) == 2
+    assert "classes" in capsys.readouterr().err

@@ -62,6 +62,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--trigger", default=None, help="another trigger than the run's own")
     p.add_argument("--target", type=int, default=None)
+    p.add_argument("--data", default=None, help="another copy of the run's data set (same classes), e.g. folder:PATH")
     add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_eval)

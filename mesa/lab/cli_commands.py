@@ -49,7 +49,9 @@ def cmd_eval(args):
 
     device = resolve_device(args.device)
     run = load_run(args.run, device)
-    data = load_data(run.config["data"]).to(device)
+    data = load_data(args.data or run.config["data"]).to(device)
+    if data.num_classes != run.config["num_classes"] or run.config.get("classes", data.classes) != data.classes:
+        raise MesaError(f"{args.data} has classes {data.classes}, not the run's {run.config.get('classes')}")
     trigger = parse_trigger(args.trigger, data.image_size) if args.trigger else run.trigger
     target = run.target if args.target is None else args.target
     with torch.no_grad():
