@@ -176,3 +176,21 @@ def test_attack_recipes_set_their_settings_and_name_their_cases():
     assert attack_variant(light) == "ours-1pct-attack" and attack_variant(SweepConfig(out="x")) == ""
     with pytest.raises(MesaError, match="use one of ours, paper, ours-1pct"):
         SweepConfig(out="x", attack_recipe="gentle")
+
+
+def test_a_given_base_is_fine_tuned_not_trained_again(tmp_path):
+    """--base RUN (or the model's shipped base): the sweep keys its cases on that base's weights and
+    trains no base of its own; a base of another model is refused in one line."""
+    from mesa.errors import MesaError
+    from mesa.lab.sweep import run_base
+    from mesa.lab.sweep_plan import SweepConfig
+    from mesa.method.attack import AttackConfig, run_attack
+
+    clean, _ = run_attack(AttackConfig(data="synthetic:500", model="small", epochs=1, poison_ratio=0.0,
+                                       out=str(tmp_path / "runs")))
+    cfg = SweepConfig(out=str(tmp_path / "sweep"), data=["synthetic:500"], base=str(clean))
+    base = run_base(cfg, "synthetic:500", "small")
+    assert base["run"] == str(clean) and base["ran"] == [] and not (tmp_path / "sweep" / "bases").exists()
+    assert run_base(cfg, "synthetic:500", "small")["key"] == base["key"]
+    with pytest.raises(MesaError, match="not a resnet18"):
+        run_base(cfg, "synthetic:500", "resnet18")

@@ -10,6 +10,7 @@ DEFAULTS_NOTE = ("attack defaults: 3 epochs, lr 0.01, 3% poison, what the small 
 
 def add_sweep_command(sub, add_common):
     from mesa.lab.sweep_plan import ATTACK_RECIPES, SweepConfig
+    from mesa.models import TRAINED_HERE
 
     d = SweepConfig(out="")
     p = sub.add_parser("sweep", help="the paper's experiment over many triggers: resumable, local or on Ray",
@@ -17,10 +18,13 @@ def add_sweep_command(sub, add_common):
                                    "backdoor, MESA search, pixel-SGD baseline, defenses, census. Every stage is saved "
                                    "and skipped when rerun. " + DEFAULTS_NOTE)
     p.add_argument("--data", nargs="+", default=d.data, help="synthetic, synthetic100, cifar10, cifar100, folder:PATH")
-    p.add_argument("--model", nargs="+", default=d.models, dest="models", choices=["small", "resnet18"])
+    p.add_argument("--model", nargs="+", default=d.models, dest="models", choices=list(TRAINED_HERE))
     p.add_argument("--triggers", nargs="+", default=d.triggers,
                    help="canonical (the 51 3x3 black-white patterns), binary:A-B, color:A-B[:K], or triggers")
     p.add_argument("--targets", nargs="+", type=int, default=d.targets, help="one for all triggers, or one per trigger")
+    p.add_argument("--base", default=None,
+                   help="a clean base run to fine-tune (default: the model's shipped base, assets/bases, when its "
+                        "classes fit the data, else one trained here for --base-epochs)")
     p.add_argument("--base-epochs", type=int, default=d.base_epochs)
     p.add_argument("--attack-epochs", type=int, default=d.attack_epochs)
     p.add_argument("--attack-lr", type=float, default=d.attack_lr)

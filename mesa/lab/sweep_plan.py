@@ -28,7 +28,8 @@ class SweepConfig:
     models: list[str] = field(default_factory=lambda: ["small"])
     triggers: list[str] = field(default_factory=lambda: ["canonical"])
     targets: list[int] = field(default_factory=lambda: [0])  # one for every trigger, or one per trigger
-    base_epochs: int = 10  # the clean base, from scratch
+    base: str | None = None  # a clean base run to fine-tune; None: the model's shipped base (mesa/lab/bases.py) or one trained here
+    base_epochs: int = 10  # the clean base, from scratch, when none is given or shipped
     attack_epochs: int = 3  # the attack fine-tunes the base (see PAPER_ATTACK for why not 10)
     attack_lr: float = 0.01
     attack_poison_ratio: float = 0.03
