@@ -1,4 +1,5 @@
-"""The paper's experiment on the real CIFAR-10 copy with the small model, through the sweep engine
+"""The paper's experiment on the real CIFAR-10 copy (the small model, or `--model fastnet`, the strong
+one fine-tuned from its shipped clean base), through the sweep engine
 (`python -m mesa sweep`): one clean base trained once; per trigger, the attack fine-tunes it, MESA
 search, the pixel-SGD baseline, every defense, each with the census of the 512 black-white 3x3
 patterns (what is still open after it) and the floor census of the clean base.
@@ -7,12 +8,14 @@ patterns (what is still open after it) and the floor census of the clean base.
     python bench/defense_cifar10.py --cases 4 --poison-ratio 0.01 --methods ensemble mesa:0.9 pixel-sgd
     python bench/defense_cifar10.py --cases 1 --recipe paper --poison-ratio 0.01   # the reference attack
     python bench/defense_cifar10.py --cases 1 --poison-ratio 0.01 --no-defense-augment
+    python bench/defense_cifar10.py --model fastnet --cases 4 --recipe paper --poison-ratio 0.01
     python bench/defense_cifar10.py --table [the same flags]                       # print, run nothing
 
 Resumable at every stage: the sweep's folder ($MESA_BENCH_OUT/sweep-c10, default ~/.cache/mesa-lab)
 keeps every stage of every case, shared with `python -m mesa sweep --triggers canonical` on the same
 folder (the six black-white cases are among the 51). After each run the table's record is copied to
-docs/results/cifar10-small-NAME.json, which `--table` reads on a machine without the runs.
+docs/results/cifar10-MODEL-NAME.json, which `--table` reads on a machine without the runs (each model
+has its own sweep folder: sweep-c10 for small, sweep-c10-fastnet, ...).
 """
 import argparse
 import json
@@ -42,12 +45,14 @@ METHODS = ["mesa:0.5", "mesa:0.8", "mesa:0.9", "ensemble", "pixel-sgd", "origina
 
 
 def record_path(cfg: SweepConfig) -> Path:
-    return ROOT / "docs" / "results" / f"cifar10-small-{table_name(cfg)}.json"
+    return ROOT / "docs" / "results" / f"cifar10-{cfg.models[0]}-{table_name(cfg)}.json"
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default="small", choices=["small", "fastnet", "resnet18"],
+                        help="fastnet starts from its shipped clean base (assets/bases); the others train one")
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
     parser.add_argument("--methods", nargs="+", default=METHODS, help="defenses to run (default: all)")
     parser.add_argument("--poison-ratio", type=float, default=SweepConfig.defense_poison_ratio,
@@ -60,7 +65,8 @@ def main():
     parser.add_argument("--table", action="store_true", help="print the saved table, run nothing")
     args = parser.parse_args()
     cases = CASES[:args.cases]
-    cfg = SweepConfig(out=str(OUT), data=[f"folder:{CIFAR_FOLDER}"],
+    out = OUT if args.model == "small" else OUT.with_name(f"{OUT.name}-{args.model}")
+    cfg = SweepConfig(out=str(out), models=[args.model], data=[f"folder:{CIFAR_FOLDER}"],
                       triggers=[t for t, _ in cases], targets=[target for _, target in cases], defenses=args.methods,
                       defense_poison_ratio=args.poison_ratio, defense_augment=args.defense_augment,
                       attack_recipe=args.recipe, device=args.device)
