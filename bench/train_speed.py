@@ -79,12 +79,19 @@ def main(argv=None):
     data = data.to(device)
     model.init_from_data(data.train_images)
     cfg = TrainConfig(**{**recipe(args.model), "epochs": args.epochs, "precision": args.precision, "seed": args.seed})
-    start = time.time()
+    start, epoch_ends = time.time(), {}
+
+    def log(p):
+        if p.values.get("clean_acc") is not None and p.epoch not in epoch_ends:
+            epoch_ends[p.epoch] = round(time.time() - start, 1)
+            print(f"epoch {p.epoch}: {json.dumps(p.values)} ({epoch_ends[p.epoch]:.0f} s)", flush=True)
+
     history = train_classifier(model, data.train_images, data.train_labels, cfg,
                                evaluate=lambda m: evaluate(m, data.test_images, data.test_labels, None, None),
-                               on_progress=lambda p: p.values.get("clean_acc") is not None and print(
-                                   f"epoch {p.epoch}: {json.dumps(p.values)} ({time.time() - start:.0f} s)", flush=True))
+                               on_progress=log)
     seconds = time.time() - start
+    for record in history:  # when each epoch ended: a paused or shared machine shows as uneven steps
+        record["wall_seconds"] = epoch_ends.get(record["epoch"])
     final = evaluate(model, data.test_images, data.test_labels, None, None)
     n = len(data.test_labels)
     correct = round(final["clean_acc"] * n)
