@@ -7,6 +7,7 @@ from dataclasses import replace
 import torch
 
 from mesa.lab import artifacts
+from mesa.lab.search_coverage import search_coverage
 from mesa.lab.census_stage import census_betas, census_of, census_report, pixel_sgd_census, saved_census, take
 from mesa.lab.workspace import Workspace, need_target, open_run, stamp_location, trigger_size  # noqa: F401 - open_run: callers open runs through stages
 from mesa.method.baseline import BaselineConfig, pixel_sgd_triggers
@@ -27,6 +28,9 @@ def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_
     cfg = replace(cfg, trigger_size=trigger_size(ws, cfg.trigger_size), location=stamp_location(ws, cfg.location))
     results = search(ws.run.model, *ws.modeling, target, cfg, ws.data.num_classes, *ws.held_out,
                      num_samples=num_samples, on_progress=on_progress, should_stop=should_stop)
+    measured = search_coverage(ws.run.path, ws.run.config.get("trigger"), {r.beta: r.samples for r in results})
+    for r in results:
+        r.coverage = measured[r.beta]
     artifacts.save_search(ws.run.path, results, cfg, target, cfg.hidden_for(ws.data.num_classes))
     return {"run": str(ws.run.path), "target": target, "betas": [r.summary() for r in results]}
 

@@ -63,7 +63,8 @@ class Census:
         return self.rates[:, self.target]
 
 
-def _spec(kind: str, number: int, k: int) -> str:
+def spec(kind: str, number: int, k: int) -> str:
+    """A family member's name: binary:N or color:SEED, with :K unless K is 3 (parse_trigger reads it)."""
     return f"{kind}:{number}" if k == 3 else f"{kind}:{number}:{k}"
 
 
@@ -75,11 +76,11 @@ def family_triggers(family: str, k: int = 3, samples: int | None = None, seed: i
         if samples is None and k > ENUMERABLE:
             raise MesaError(f"binary {k}x{k} has {total} patterns, too many to enumerate: pass --samples N")
         numbers = range(total) if samples is None or samples >= total else sorted(random.Random(seed).sample(range(total), samples))
-        return torch.stack([binary_trigger(n, k) for n in numbers]), [_spec("binary", n, k) for n in numbers]
+        return torch.stack([binary_trigger(n, k) for n in numbers]), [spec("binary", n, k) for n in numbers]
     if family == "color":
         start = seed * 1_000_000
         seeds = range(start, start + (samples or COLOR_DEFAULT))
-        return torch.stack([color_trigger(s, k) for s in seeds]), [_spec("color", s, k) for s in seeds]
+        return torch.stack([color_trigger(s, k) for s in seeds]), [spec("color", s, k) for s in seeds]
     raise MesaError(f"unknown census family {family!r}: use {' or '.join(FAMILIES)}")
 
 

@@ -178,12 +178,13 @@ class SearchResult:
     samples: torch.Tensor  # N x 3 x k x k
     samples_asr: torch.Tensor  # N
     seconds: float
+    coverage: dict = field(default_factory=dict)  # the samples' coverage of the census (mesa/lab/search_coverage.py)
 
     def summary(self) -> dict:
         return {"beta": self.beta, "mean_asr": self.samples_asr.mean().item(),
                 "above_half": (self.samples_asr > 0.5).float().mean().item(),
                 "final_mi": self.curve[-1]["mi"] if self.curve else None, "seconds": round(self.seconds, 1),
-                "steps": self.curve[-1]["step"] if self.curve else 0}
+                "steps": self.curve[-1]["step"] if self.curve else 0, **self.coverage}
 
 
 def search(model, images, labels, target: int, cfg: SearchConfig, num_classes: int,
