@@ -10,6 +10,7 @@ from mesa.lab.job_works import census_work
 from mesa.lab.probe import BACKDOORED, ask, kept_defenses
 from mesa.method.triggers import parse_trigger
 from ui.census_view import census_figure, censuses, counts, default_tags, label, probe_of
+from ui.coverage_view import MARK_LEGEND, mesa_hits
 from ui.common import active_run, image_grid, job_panel, run, submit, trigger_image
 from ui.entry import through_app
 from ui.share import choice, stop_page
@@ -49,6 +50,9 @@ st.dataframe(pd.DataFrame(counts(found, shown, methods)), hide_index=True, colum
 planted = r.config.get("trigger")
 PICK = choice("pattern", "", {n for c in found.values() for n in c["census"].names})  # the pattern clicked
 picked = st.session_state[PICK]
+hits = mesa_hits(path, family)
+if hits:
+    st.caption(f"{MARK_LEGEND} ({len(hits)} of them; the MESA page has each beta's coverage).")
 new_pick = None
 for start in range(0, len(shown), 2):
     for col, tag in zip(st.columns(2), shown[start:start + 2]):
@@ -56,7 +60,7 @@ for start in range(0, len(shown), 2):
         col.markdown(f"**{label(tag, methods)}**: {s.get('open', 0)} of {s['triggers']} open, "
                      f"worst `{s.get('worst_trigger')}` {s.get('worst_asr', 0):.0%}")
         key = f"census-{family}-{tag}"
-        event = col.plotly_chart(census_figure(path, tag, planted, picked, family),
+        event = col.plotly_chart(census_figure(path, tag, planted, picked, family, hits),
                                  key=key, on_select="rerun", selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", []) if event else []
         name = points[0]["customdata"][0] if points else None

@@ -11,6 +11,7 @@ from mesa.method.search import SearchConfig
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, mosaic, run,
                        search_results, submit)
 from ui.charts import grouped_bars, metric_charts
+from ui.coverage_view import LOW_COVERAGE, coverage_table
 from ui.entry import through_app
 from ui.share import choice
 
@@ -63,6 +64,10 @@ with search_tab:
         columns = ["beta", "mean_asr", "above_half", "final_mi", "steps", "seconds"]
         summary = pd.DataFrame([{k: b.get(k) for k in columns} for b in found["betas"].values()])
         st.dataframe(summary, hide_index=True)
+        st.markdown("**Coverage**: the distinct patterns each beta's samples fall on, and the share of the census's "
+                    "open set (ASR ≥ 0.5 on this model) they hit. " + LOW_COVERAGE)
+        st.dataframe(coverage_table(path), hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="percent") for c in ("coverage", "samples that are open")})
         curves = pd.concat([pd.DataFrame(b["curve"]).assign(stage=f"beta={beta:g}")
                             for beta, b in found["betas"].items() if b["curve"]] or [pd.DataFrame()])
         if len(curves):

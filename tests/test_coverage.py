@@ -51,7 +51,8 @@ def test_distinct_and_modes_of_hand_made_samples():
     assert (two.distinct, two.basis) == (2, BINARISED) and two.modes == pytest.approx(2.0)
     assert coverage_of(copies((7, 256))).modes == pytest.approx(1.0)
     skewed = coverage_of(copies((1, 192), (2, 64)))
-    assert skewed.distinct == 2 and skewed.modes == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert skewed.distinct == 2 and skewed.modes == pytest.approx(math.exp(entropy))
     assert effective_modes([f"binary:{n}" for n in range(5)]) == pytest.approx(5.0)
     assert "coverage" not in two.to_dict() and two.hit is None  # no census, no coverage
 
@@ -98,3 +99,21 @@ def test_search_json_reports_coverage_and_saves_it(backdoored_synthetic, tmp_pat
     assert search_coverage(run, "binary:170", {0.9: samples})[0.9] == {k: beta[k] for k in COVERAGE_KEYS}
     saved = artifacts.read_search_meta(run)["betas"][0]
     assert {k: saved[k] for k in COVERAGE_KEYS} == {k: beta[k] for k in COVERAGE_KEYS}
+
+
+def test_the_mesa_and_census_pages_show_the_shipped_runs_coverage(monkeypatch, tmp_path):
+    """The ready run's search was saved before coverage was measured: the pages measure it from its samples."""
+    pytest.importorskip("streamlit.testing.v1")
+    from tests.test_app import ROOT, app, assert_clean
+
+    runs = tmp_path / "shipped"
+    fresh_copy(str(ROOT / "assets/runs/ready-synthetic-small-binary170-t0"), runs)
+    monkeypatch.setenv("MESA_RUNS", str(runs))
+    at = app("mesa_search")
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "distinct patterns" in d.value)
+    assert list(table["beta"]) == [0.5, 0.8, 0.9] and list(table["open set hit"]) == ["7 of 90", "4 of 90", "7 of 90"]
+    assert any("Low coverage" in m.value for m in at.markdown)
+    at = app("census")
+    assert_clean(at)
+    assert any("Boxed in green" in c.value for c in at.caption)

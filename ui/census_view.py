@@ -23,7 +23,7 @@ from ui.charts import grouped_bars
 # ASR colour: grey when closed, orange at the open line (0.5), red when always open.
 STOPS, COLOURS = [0.0, OPEN, 1.0], np.array([[190, 190, 190], [255, 165, 0], [200, 0, 0]])
 SCALE = [[s, f"rgb{tuple(int(v) for v in c)}"] for s, c in zip(STOPS, COLOURS)]
-PLANTED, PICKED = "#0050ff", "black"
+PLANTED, PICKED, MESA = "#0050ff", "black", "#00a050"
 ICON, RING, GAP = 12, 2, 2  # picture pixels of an icon, its ASR frame, the gap between icons
 
 
@@ -104,21 +104,23 @@ def _centre(i: int, side: int, columns: int) -> tuple[float, float]:
     return (i % columns) * side + GAP + (side - GAP) / 2 - 0.5, (i // columns) * side + GAP + (side - GAP) / 2 - 0.5
 
 
-def _box(fig, i: int, side: int, columns: int, colour: str, dash: str = "solid") -> None:
+def _box(fig, i: int, side: int, columns: int, colour: str, dash: str = "solid", inset: float = 0) -> None:
     x, y = _centre(i, side, columns)
-    r = side / 2
+    r = side / 2 - inset
     fig.add_shape(type="rect", x0=x - r, x1=x + r, y0=y - r, y1=y + r, line=dict(color=colour, width=3, dash=dash))
 
 
-def census_figure(path, tag: str, planted: str | None = None, picked: str | None = None, family: str = "binary"):
+def census_figure(path, tag: str, planted: str | None = None, picked: str | None = None, family: str = "binary",
+                  hits: tuple[str, ...] = ()):
     """The picture of the run's census `tag`; hover shows a trigger's name and ASR, a click selects it
-    (customdata[0]). Built once per census and marks, shared by every session: 512 points and a PNG
+    (customdata[0]); `hits` (MESA's samples) are boxed inside their frame. Built once per census and marks, shared by every session: 512 points and a PNG
     were most of the Census page's run."""
-    return _census_figure(str(path), family, mtime(Path(path) / artifacts.FOLDER), tag, planted, picked)
+    return _census_figure(str(path), family, mtime(Path(path) / artifacts.FOLDER), tag, planted, picked, hits)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _census_figure(path: str, family: str, stamp: float, tag: str, planted: str | None, picked: str | None) -> go.Figure:
+def _census_figure(path: str, family: str, stamp: float, tag: str, planted: str | None, picked: str | None,
+                   hits: tuple[str, ...]) -> go.Figure:
     census = _censuses(path, family, stamp)[tag]["census"]
     asr = census.asr
     columns = columns_for(len(asr))
@@ -138,6 +140,9 @@ def _census_figure(path: str, family: str, stamp: float, tag: str, planted: str 
     for name, colour, dash in ((planted, PLANTED, "solid"), (picked, PICKED, "dot")):
         if name in index:
             _box(fig, index[name], side, columns, colour, dash)
+    for name in hits:
+        if name in index:
+            _box(fig, index[name], side, columns, MESA, "dash", inset=RING + 1)
     fig.update_xaxes(visible=False, range=[-0.5, picture.shape[1] - 0.5])
     fig.update_yaxes(visible=False, range=[picture.shape[0] - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(height=int(picture.shape[0] * 1.5) + 60, margin=dict(l=0, r=0, t=10, b=50), dragmode=False)
