@@ -93,6 +93,10 @@ def test_folder_errors(tmp_path):
     with pytest.raises(MesaError, match="no test/"):
         load_folder(tmp_path / "x")
     (tmp_path / "x" / "test" / "a").mkdir(parents=True)
+    with pytest.raises(MesaError, match="one class folder"):
+        load_folder(tmp_path / "x")
+    for split in ("train", "test"):
+        (tmp_path / "x" / split / "b").mkdir()
     with pytest.raises(MesaError, match="no images"):
         load_folder(tmp_path / "x")
 
