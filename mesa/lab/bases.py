@@ -9,6 +9,10 @@ from mesa.lab.runs import read_json
 SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "bases"
 
 
+def has_shipped_base(model: str) -> bool:
+    return (SHIPPED / f"cifar10-{model}" / "config.json").is_file()
+
+
 def shipped_base(model: str, classes: list[str]) -> Path | None:
     """The shipped base of this model for data with these classes (CIFAR-10 or a copy of it), if any."""
     path = SHIPPED / f"cifar10-{model}"

@@ -24,7 +24,7 @@ from mesa.method.defense import DefenseConfig, parse_method
 from mesa.method.metrics import attack_success_rate, evaluate
 from mesa.lab.runs import load_run, read_json
 from mesa.method.search import SearchConfig
-from mesa.lab.bases import base_identity, shipped_base
+from mesa.lab.bases import base_identity, has_shipped_base, shipped_base
 from mesa.lab.stages import census_of, open_run, run_baseline, run_census, run_defense, run_search
 from mesa.lab.sweep_plan import Case, SweepConfig, attack_variant, defense_variant, slug, suffix
 from mesa.method.triggers import parse_trigger
@@ -87,7 +87,9 @@ def base_key(cfg: SweepConfig, data: str, model: str) -> dict:
 def run_base(cfg: SweepConfig, data: str, model: str) -> dict:
     """The clean base model of one data/model pair: {"run", "metrics", "key", "ran"}: the given base
     (--base), else the one shipped for the model when its classes fit the data, else trained here."""
-    given = Path(cfg.base) if cfg.base else shipped_base(model, cached_data(data).classes)
+    given = Path(cfg.base) if cfg.base else None
+    if given is None and has_shipped_base(model):
+        given = shipped_base(model, cached_data(data).classes)
     if given is not None:
         key = base_identity(given, model)
         return {"run": str(given), "metrics": read_json(given / "metrics.json", "base metrics", {}),
