@@ -1,5 +1,5 @@
 """MESA Lab, the app: `streamlit run app.py`. Thin views over the `mesa` engine; long stages run
-as background jobs (mesa/lab/jobs.py) that pages poll, so reloads and other tabs see them.
+as background jobs (mesa/lab/jobs/queue.py) that pages poll, so reloads and other tabs see them.
 
 Page scripts live in pages/ (one file per page, its URL the file name: /model, /mesa_search, ...);
 what they share lives in ui/. st.navigation lists exactly the pages below; a deep link such as
@@ -10,9 +10,9 @@ import streamlit as st
 
 from mesa.data import warm_in_background
 from mesa.errors import MesaError
-from mesa.lab.projection import import_in_background
-from mesa.lab.ready_runs import install_ready_runs
-from mesa.lab.runs import NO_CODE, list_runs, read_json
+from mesa.lab.pipeline.projection import import_in_background
+from mesa.lab.storage.ready_runs import install_ready_runs
+from mesa.lab.storage.runs import NO_CODE, list_runs, read_json
 from ui.common import active_run, sidebar
 from ui.entry import start_app
 from ui.share import adopt_link, publish
@@ -38,7 +38,7 @@ PAGES = [
 @st.cache_resource
 def prepare_server() -> list:
     """Once per server: copy the ready runs shipped in assets/runs into the runs folder, so every
-    page has something to show at once (mesa/lab/ready_runs.py); and, in the background, load the newest
+    page has something to show at once (mesa/lab/storage/ready_runs.py); and, in the background, load the newest
     run's data and import the trigger maps' scikit-learn, so a class opening pages together does not
     wait for them (docs/RESULTS.md, ten sessions)."""
     added = install_ready_runs()

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cifar10_folder, machine  # noqa: E402
 
 from mesa import atomic  # noqa: E402
-from mesa.method.attack import AttackConfig, run_attack  # noqa: E402
+from mesa.method.attack import AttackConfig  # noqa: E402
+from mesa.lab.pipeline.attack_stage import run_attack  # noqa: E402
 from mesa.data import load_data  # noqa: E402
 
 RESULT = Path(__file__).resolve().parents[1] / "docs" / "results" / "attack_cifar10.json"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from mesa import atomic  # noqa: E402
-from mesa.lab.stages import defended_model, open_run  # noqa: E402
+from mesa.lab.pipeline.stages import defended_model, open_run  # noqa: E402
 from mesa.method.census import CensusConfig, summarize, take_census  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import CIFAR_FOLDER, cifar10_folder  # noqa: E402
 
-from mesa.lab.sweep_plan import ATTACK_RECIPES, SweepConfig  # noqa: E402
-from mesa.lab.sweep_run import run_sweep  # noqa: E402
-from mesa.lab.sweep_table import render, table_name  # noqa: E402
+from mesa.lab.sweep.plan import ATTACK_RECIPES, SweepConfig  # noqa: E402
+from mesa.lab.sweep.run import run_sweep  # noqa: E402
+from mesa.lab.sweep.table import render, table_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # outside the work tree, so runs survive a fresh checkout and resume in a later session

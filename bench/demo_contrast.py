@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from mesa import atomic  # noqa: E402
-from mesa.lab import presets  # noqa: E402
-from mesa.lab.job_works import pipeline_work  # noqa: E402
+from mesa.lab.pipeline import presets  # noqa: E402
+from mesa.lab.jobs.tasks import pipeline_work  # noqa: E402
 
 RESULT = Path(__file__).resolve().parents[1] / "docs" / "results" / "demo_contrast.json"
 DEMO = "CPU classroom demo"

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from mesa.lab import artifacts  # noqa: E402
+from mesa.lab.storage import artifacts  # noqa: E402
 from mesa import atomic  # noqa: E402
 from mesa.data import cached_data  # noqa: E402
 from mesa.models import build_model  # noqa: E402
-from mesa.lab.probe import ask, open_probe  # noqa: E402
-from mesa.lab.runs import read_json, save_run  # noqa: E402
+from mesa.lab.pipeline.probe import ask, open_probe  # noqa: E402
+from mesa.lab.storage.runs import read_json, save_run  # noqa: E402
 from mesa.method.triggers import binary_trigger  # noqa: E402
 
 

@@ -49,8 +49,9 @@ def small_run(runs: Path) -> None:
     """A 1-epoch synthetic run with a MESA search, a baseline and a defense, so every page has content."""
     import dataclasses
 
-    from mesa.lab import stages
-    from mesa.method.attack import AttackConfig, run_attack
+    from mesa.lab.pipeline import stages
+    from mesa.method.attack import AttackConfig
+    from mesa.lab.pipeline.attack_stage import run_attack
     from mesa.method.baseline import BaselineConfig
     from mesa.method.defense import DefenseConfig
     from mesa.data import cached_data

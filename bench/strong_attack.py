@@ -20,9 +20,10 @@ from common import cifar10_folder, machine  # noqa: E402
 
 from mesa import atomic  # noqa: E402
 from mesa.data import cached_data  # noqa: E402
-from mesa.lab.bases import SHIPPED  # noqa: E402
-from mesa.lab.stages import open_run, run_defense  # noqa: E402
-from mesa.method.attack import AttackConfig, run_attack  # noqa: E402
+from mesa.lab.storage.bases import SHIPPED  # noqa: E402
+from mesa.lab.pipeline.stages import open_run, run_defense  # noqa: E402
+from mesa.method.attack import AttackConfig  # noqa: E402
+from mesa.lab.pipeline.attack_stage import run_attack  # noqa: E402
 from mesa.method.defense import DefenseConfig  # noqa: E402
 
 RESULT = Path(__file__).resolve().parents[1] / "docs" / "results" / "strong_attack.json"

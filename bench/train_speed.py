@@ -25,7 +25,7 @@ from common import cifar10_folder, machine  # noqa: E402
 from mesa import atomic  # noqa: E402
 from mesa.data import load_data  # noqa: E402
 from mesa.device import resolve_device, uses_bf16  # noqa: E402
-from mesa.lab.runs import load_run, save_run  # noqa: E402
+from mesa.lab.storage.runs import load_run, save_run  # noqa: E402
 from mesa.method.metrics import evaluate  # noqa: E402
 from mesa.models import build_model  # noqa: E402
 from mesa.train import TrainConfig, train_classifier  # noqa: E402

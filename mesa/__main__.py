@@ -1,5 +1,5 @@
 import sys
 
-from mesa.lab.cli import main
+from mesa.lab.cli.main import main
 
 sys.exit(main())

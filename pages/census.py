@@ -4,10 +4,10 @@ the planted trigger. Hover a pattern for its ASR; click it for its ASR everywher
 import pandas as pd
 import streamlit as st
 
-from mesa.lab.artifacts import load_defenses, method_file
+from mesa.lab.storage.artifacts import load_defenses, method_file
 from mesa.method.census import FAMILIES, CensusConfig
-from mesa.lab.job_works import census_work
-from mesa.lab.probe import BACKDOORED, ask, kept_defenses
+from mesa.lab.jobs.tasks import census_work
+from mesa.lab.pipeline.probe import BACKDOORED, ask, kept_defenses
 from mesa.method.triggers import parse_trigger
 from ui.census_view import census_figure, censuses, counts, default_tags, label, probe_of
 from ui.coverage_view import MARK_LEGEND, mesa_hits

@@ -4,7 +4,7 @@ The live demo's embedded data does not show MESA's edge over the single reversed
 import pandas as pd
 import streamlit as st
 
-from mesa.lab.recorded import BEFORE, FLOOR, contrast, list_records, residual_rows
+from mesa.lab.storage.recorded import BEFORE, FLOOR, contrast, list_records, residual_rows
 from ui.charts import grouped_bars
 from ui.entry import through_app
 from ui.share import choice

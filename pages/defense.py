@@ -3,9 +3,9 @@ another), compare ASR and clean accuracy before/after, and set them beside the p
 import pandas as pd
 import streamlit as st
 
-from mesa.lab.artifacts import load_defenses
+from mesa.lab.storage.artifacts import load_defenses
 from mesa.method.defense import DefenseConfig
-from mesa.lab.job_works import stage_work
+from mesa.lab.jobs.tasks import stage_work
 from ui.common import active_run, baseline_results, current_preset, events_frame, job_panel, search_results, submit
 from ui.charts import grouped_bars, metric_charts
 from ui.census_view import floor_line, floor_of, interval, residual, residual_chart

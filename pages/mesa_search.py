@@ -5,8 +5,8 @@ import streamlit as st
 
 from mesa.method.baseline import BaselineConfig
 from mesa.method.detection import DetectionConfig
-from mesa.lab.artifacts import load_detection
-from mesa.lab.job_works import stage_work
+from mesa.lab.storage.artifacts import load_detection
+from mesa.lab.jobs.tasks import stage_work
 from mesa.method.search import SearchConfig
 from ui.common import (active_run, baseline_results, current_preset, events_frame, job_panel, mosaic, run,
                        search_results, submit)

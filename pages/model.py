@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from mesa.lab import presets
+from mesa.lab.pipeline import presets
 from mesa.method.attack import AttackConfig
 from mesa.errors import MesaError
-from mesa.lab.job_works import attack_work
+from mesa.lab.jobs.tasks import attack_work
 from mesa.method.metrics import predict
 from mesa.models import ARCHITECTURES
 from mesa.method.triggers import parse_trigger, stamp

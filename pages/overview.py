@@ -3,11 +3,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from mesa.lab import presets
+from mesa.lab.pipeline import presets
 from mesa.data import cache_root
-from mesa.lab.job_works import pipeline_work
-from mesa.lab.jobs import job_queue
-from mesa.lab.runs import list_runs, runs_root
+from mesa.lab.jobs.tasks import pipeline_work
+from mesa.lab.jobs.queue import job_queue
+from mesa.lab.storage.runs import list_runs, runs_root
 from ui.common import events_frame, job_panel, mosaic, submit
 from ui.charts import metric_charts
 from ui.entry import through_app

@@ -2,7 +2,7 @@
 a built-in preset; the Model, MESA and Defense pages take their defaults from it."""
 import streamlit as st
 
-from mesa.lab import presets
+from mesa.lab.pipeline import presets
 from mesa.errors import MesaError
 from ui.common import current_preset
 from ui.entry import through_app

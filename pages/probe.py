@@ -8,9 +8,9 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from mesa.lab import artifacts
-from mesa.lab.probe import BACKDOORED
-from mesa.lab.projection import pca_projector
+from mesa.lab.storage import artifacts
+from mesa.lab.pipeline.probe import BACKDOORED
+from mesa.lab.pipeline.projection import pca_projector
 from mesa.method.triggers import canonical_patterns, parse_trigger
 from ui.census_view import answer_of, census_trace, censuses, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources

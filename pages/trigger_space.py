@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from mesa.lab import artifacts
-from mesa.lab.projection import METHODS, project_triggers
+from mesa.lab.storage import artifacts
+from mesa.lab.pipeline.projection import METHODS, project_triggers
 from ui.census_view import census_source, census_trace
 from ui.common import active_run, mtime, trigger_hover, trigger_image, trigger_sources
 from ui.charts import points_by_source

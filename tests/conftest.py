@@ -36,7 +36,7 @@ def backdoored_synthetic(tmp_path_factory):
     import io
     import json
 
-    from mesa.lab.cli import main
+    from mesa.lab.cli.main import main
 
     out = tmp_path_factory.mktemp("shared-runs")
     buffer = io.StringIO()  # session fixtures cannot use capsys

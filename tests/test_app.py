@@ -11,14 +11,18 @@ import pytest
 import torch
 
 import app as app_module
-from mesa.lab import artifacts, jobs, presets, stages
-from mesa.method.attack import AttackConfig, run_attack
+from mesa.lab.storage import artifacts
+from mesa.lab.jobs import queue
+from mesa.lab.pipeline import presets
+from mesa.lab.pipeline import stages
+from mesa.method.attack import AttackConfig
+from mesa.lab.pipeline.attack_stage import run_attack
 from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig
 from mesa.method.defense import DefenseConfig
 from mesa.data import cached_data
-from mesa.lab.job_works import attack_work, stage_work
-from mesa.lab.jobs import CANCELLED, DONE, FAILED, JobQueue
+from mesa.lab.jobs.tasks import attack_work, stage_work
+from mesa.lab.jobs.queue import CANCELLED, DONE, FAILED, JobQueue
 from mesa.progress import Progress
 from mesa.method.search import SearchConfig
 
@@ -60,8 +64,8 @@ def with_run(saved_run):
 @pytest.fixture(autouse=True)
 def fresh_queue(monkeypatch):
     """Each test sees its own process-wide job queue, so one test's jobs never show on another's pages."""
-    monkeypatch.setattr(jobs, "_QUEUE", JobQueue())
-    return jobs.job_queue()
+    monkeypatch.setattr(queue, "_QUEUE", JobQueue())
+    return queue.job_queue()
 
 
 def app(page: str | None = None):
@@ -243,12 +247,12 @@ def test_a_running_job_shows_at_the_top_of_every_page_and_can_be_cancelled(fresh
 
 
 def test_a_job_interrupted_by_a_restart_is_shown_as_such(monkeypatch):
-    from mesa.lab import job_history
+    from mesa.lab.jobs import history
 
-    job_history.save(job_history.folder(), {"id": 4, "kind": "attack", "label": "attack before the restart",
+    history.save(history.folder(), {"id": 4, "kind": "attack", "label": "attack before the restart",
                                             "run_path": None, "status": "running", "stage": "train", "step": 5, "total": 10})
-    monkeypatch.setattr(job_history, "_alive", lambda pid: False)  # its server (this process wrote it) is gone
-    monkeypatch.setattr(jobs, "_QUEUE", JobQueue())
+    monkeypatch.setattr(history, "_alive", lambda pid: False)  # its server (this process wrote it) is gone
+    monkeypatch.setattr(queue, "_QUEUE", JobQueue())
     at = app("model")
     assert any("Job #4" in m.value and "interrupted" in m.value for m in at.markdown)
     assert any("was interrupted" in w.value for w in at.warning)

@@ -4,7 +4,8 @@ the Defense page's residual columns and the Trigger space page's census layer, o
 of tests/test_app.py (its ensemble defense took the census before and after)."""
 import json
 
-from mesa.lab import artifacts, presets
+from mesa.lab.storage import artifacts
+from mesa.lab.pipeline import presets
 from tests.test_app import ROOT, app, assert_clean, fresh_queue, saved_run, streamlit_testing, with_run  # noqa: F401
 
 

@@ -1,10 +1,10 @@
-"""Presets (mesa/lab/presets.py): the built-in ones are valid, export/import round-trips, and every kind
+"""Presets (mesa/lab/pipeline/presets.py): the built-in ones are valid, export/import round-trips, and every kind
 of bad file is refused with a message naming the fault."""
 import json
 
 import pytest
 
-from mesa.lab import presets
+from mesa.lab.pipeline import presets
 from mesa.errors import MesaError
 
 

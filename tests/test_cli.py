@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mesa.lab.cli import main
+from mesa.lab.cli.main import main
 
 
 def _fails_cleanly(capsys, argv, match):

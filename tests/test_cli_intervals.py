@@ -3,7 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mesa.lab.cli import main
+from mesa.lab.cli.main import main
 
 READY = next((Path(__file__).resolve().parents[1] / "assets" / "runs").iterdir())
 

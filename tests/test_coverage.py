@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from mesa.lab import artifacts
-from mesa.lab.cli import main
-from mesa.lab.search_coverage import COVERAGE_KEYS, saved_coverage, search_coverage
+from mesa.lab.storage import artifacts
+from mesa.lab.cli.main import main
+from mesa.lab.pipeline.search_coverage import COVERAGE_KEYS, saved_coverage, search_coverage
 from mesa.method.census import Census
 from mesa.method.coverage import BINARISED, NEAREST, coverage_of, effective_modes, member_names, pattern_numbers
 from mesa.method.triggers import binary_trigger, color_trigger

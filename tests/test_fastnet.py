@@ -7,8 +7,9 @@ import torch
 from mesa.data import load_data
 from mesa.device import bf16_is_native, uses_bf16
 from mesa.errors import MesaError
-from mesa.lab.runs import load_run
-from mesa.method.attack import AttackConfig, run_attack
+from mesa.lab.storage.runs import load_run
+from mesa.method.attack import AttackConfig
+from mesa.lab.pipeline.attack_stage import run_attack
 from mesa.models import build_model
 
 BASE = Path(__file__).resolve().parents[1] / "assets" / "bases" / "cifar10-fastnet"
@@ -109,7 +110,7 @@ def test_eval_measures_a_run_on_another_copy_of_its_data(backdoored_synthetic, c
     with other classes is refused in one line."""
     import json
 
-    from mesa.lab.cli import main
+    from mesa.lab.cli.main import main
 
     run = backdoored_synthetic["run"]
     assert main(["eval", run, "--data", "synthetic:2000", "--json"]) == 0

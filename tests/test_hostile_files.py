@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from mesa.errors import MesaError
-from mesa.lab.cli import main
-from mesa.lab.imports import ImportConfig, import_upload
-from mesa.lab.machine_lock import machine_turn
+from mesa.lab.cli.main import main
+from mesa.lab.imports.model_import import ImportConfig, import_upload
+from mesa.lab.jobs.machine_lock import machine_turn
 from mesa.method.triggers import parse_trigger
 from mesa.models import build_model
 
@@ -115,7 +115,7 @@ def test_torchscript_is_refused_without_trust_code_and_never_run(tmp_path, capsy
 def test_a_trusted_torchscript_run_is_never_run_by_the_app_server(tmp_path, capsys, monkeypatch):
     """Imported on the command line with --trust-code, the run sits in the runs folder the app serves:
     a process with MESA_NO_CODE=1 (the app server and its jobs) refuses to load its program."""
-    from mesa.lab.runs import NO_CODE, load_run
+    from mesa.lab.storage.runs import NO_CODE, load_run
 
     called = tmp_path / "written-by-forward"
     program = _script(WritesWhenCalled(str(called)), tmp_path / "model.ts")
@@ -172,8 +172,8 @@ def _inflating_pt(path: Path, nbytes: int) -> Path:
 
 
 PEAK = """import resource, sys
-import mesa.lab.imports
-from mesa.lab.cli import main
+import mesa.lab.imports.model_import
+from mesa.lab.cli.main import main
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = main(sys.argv[1:])
 print(code, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
@@ -220,7 +220,7 @@ def test_a_huge_png_trigger_is_refused_from_its_header(tmp_path, capsys):
 
 
 def test_a_huge_poisoned_png_in_a_backdoorbench_record_is_skipped_unread(tmp_path):
-    from mesa.lab.backdoorbench import poisoned_images
+    from mesa.lab.imports.backdoorbench import poisoned_images
 
     png = tmp_path / "bd_test_dataset" / "3" / "7.png"
     png.parent.mkdir(parents=True)
@@ -232,7 +232,7 @@ def test_a_huge_poisoned_png_in_a_backdoorbench_record_is_skipped_unread(tmp_pat
 
 
 def test_uploaded_triggers_get_a_safe_name_and_rejects_are_removed():
-    from mesa.lab.runs import runs_root
+    from mesa.lab.storage.runs import runs_root
     from ui.trigger_pick import save_uploaded_trigger
 
     good = io.BytesIO()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mesa.errors import MesaError
-from mesa.lab import preset_schema, presets
-from mesa.lab.runs import runs_root, save_run
+from mesa.lab.pipeline import preset_schema
+from mesa.lab.pipeline import presets
+from mesa.lab.storage.runs import runs_root, save_run
 from mesa.method.attack import AttackConfig
 from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig

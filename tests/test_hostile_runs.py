@@ -16,10 +16,11 @@ import torch
 
 from mesa import atomic
 from mesa.errors import MesaError
-from mesa.lab import artifacts, machine_lock
-from mesa.lab.cli import main
-from mesa.lab.jobs import DONE, JobQueue
-from mesa.lab.runs import list_runs, load_run, runs_root
+from mesa.lab.storage import artifacts
+from mesa.lab.jobs import machine_lock
+from mesa.lab.cli.main import main
+from mesa.lab.jobs.queue import DONE, JobQueue
+from mesa.lab.storage.runs import list_runs, load_run, runs_root
 from mesa.method.census import Census
 from mesa.method.generator import TriggerGenerator
 from mesa.method.search import SearchConfig
@@ -123,7 +124,7 @@ SWEEP = """
 import sys
 sys.path.insert(0, r"{helpers}")
 from sleeper import sleep
-from mesa.lab.sweep_run import ExecutorConfig, execute
+from mesa.lab.sweep.run import ExecutorConfig, execute
 
 for _ in execute(sleep, [(1,), (2,)], ExecutorConfig(parallel=2)):
     pass
@@ -184,7 +185,7 @@ def test_a_search_json_without_its_config_is_one_line(tmp_path):
 
 
 def test_search_samples_0_is_refused_before_the_search(capsys, monkeypatch, backdoored_synthetic):
-    from mesa.lab import stages
+    from mesa.lab.pipeline import stages
 
     monkeypatch.setattr(stages, "search", lambda *a, **k: pytest.fail("the search ran"))
     fails_in_one_line(capsys, ["search", backdoored_synthetic["run"], "--samples", "0", "--quiet"], "--samples")
@@ -204,7 +205,7 @@ def test_a_one_class_folder_is_one_line_and_json_never_holds_nan(capsys, tmp_pat
     folder = _one_class_folder(tmp_path / "pets")
     fails_in_one_line(capsys, ["attack", "--data", f"folder:{folder}", "--epochs", "1", "--json", "--quiet"],
                       "one class folder")
-    from mesa.lab import cli
+    from mesa.lab.cli import main as cli
 
     monkeypatch.setattr(cli, "cmd_triggers", lambda args: {"asr": float("nan"), "curve": [float("inf"), 0.5]})
     assert main(["triggers", "--json"]) == 0

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mesa.lab import artifacts
+from mesa.lab.storage import artifacts
 from mesa.architectures import PreActResNet18
-from mesa.lab.cli import main
+from mesa.lab.cli.main import main
 from mesa.data import load_data
 from mesa.method.metrics import predict
-from mesa.lab.runs import load_run
+from mesa.lab.storage.runs import load_run
 from mesa.method.triggers import binary_trigger, stamp
 
 DATA = "synthetic:4000"  # 800 test images: 640 to model triggers on, 160 held out
@@ -142,9 +142,9 @@ def test_every_page_renders_an_imported_run(imported, monkeypatch):
     fresh from import (target unknown, nothing run yet) too."""
     testing = pytest.importorskip("streamlit.testing.v1")
     import app as app_module
-    from mesa.lab import jobs
+    from mesa.lab.jobs import queue
 
-    monkeypatch.setattr(jobs, "_QUEUE", jobs.JobQueue())
+    monkeypatch.setattr(queue, "_QUEUE", queue.JobQueue())
     runs = Path(os.environ["MESA_RUNS"])
     for fmt, pages in (("torchscript", [script for script, _, _ in app_module.PAGES]), ("pth", ["model", "mesa_search"])):
         shutil.copytree(imported[fmt]["run"], runs / Path(imported[fmt]["run"]).name)
@@ -238,7 +238,7 @@ def test_bad_files_fail_in_one_line_and_write_nothing(attacked, tmp_path, capsys
 
 def test_an_upload_is_imported_or_refused_leaving_nothing(attacked, tmp_path):
     from mesa.errors import MesaError
-    from mesa.lab.imports import ImportConfig, import_upload
+    from mesa.lab.imports.model_import import ImportConfig, import_upload
 
     cfg = ImportConfig(file="", data=DATA, arch="small", out=str(tmp_path / "runs"))
     path, metrics = import_upload(attacked["pth"].read_bytes(), "weights.pth", cfg)

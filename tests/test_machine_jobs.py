@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mesa.lab import job_history, machine_lock
-from mesa.lab.jobs import CANCELLED, DONE, INTERRUPTED, RUNNING, WAITING, JobQueue
+from mesa.lab.jobs import history
+from mesa.lab.jobs import machine_lock
+from mesa.lab.jobs.queue import CANCELLED, DONE, INTERRUPTED, RUNNING, WAITING, JobQueue
 from mesa.progress import Progress
-from mesa.lab.runs import list_runs, runs_root
+from mesa.lab.storage.runs import list_runs, runs_root
 
 ROOT = Path(__file__).resolve().parent.parent
-HOLD = ("import sys; from mesa.lab.machine_lock import machine_turn\n"
+HOLD = ("import sys; from mesa.lab.jobs.machine_lock import machine_turn\n"
         "with machine_turn('holder test'):\n    print('held', flush=True); sys.stdin.readline()\n")
 
 
@@ -110,7 +111,7 @@ import sys, time
 from functools import partial
 sys.path.insert(0, r"{helpers}")
 from cut_short import work
-from mesa.lab.jobs import JobQueue
+from mesa.lab.jobs.queue import JobQueue
 
 JobQueue(child_process=True).submit("attack", "attack to be cut short", partial(work, r"{run}"), r"{run}")
 time.sleep(600)
@@ -137,8 +138,8 @@ def test_a_job_cut_short_by_a_server_restart_shows_as_interrupted_and_its_run_is
                               stdout=subprocess.PIPE, text=True)
     worker = int(server.stdout.readline())  # the job process writes its pid once it is working
     assert worker != server.pid
-    wait_until(lambda: job_history.restore(job_history.folder(), set())[0].get("stage") == "train")
-    (record,) = job_history.restore(job_history.folder(), set())
+    wait_until(lambda: history.restore(history.folder(), set())[0].get("stage") == "train")
+    (record,) = history.restore(history.folder(), set())
     assert record["status"] == RUNNING and record["pid"] == server.pid
     assert JobQueue().jobs() == []  # a live server's unfinished job is that server's to show
     server.send_signal(signal.SIGKILL)

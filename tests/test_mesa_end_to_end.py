@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mesa.lab import artifacts
-from mesa.lab.cli import main
+from mesa.lab.storage import artifacts
+from mesa.lab.cli.main import main
 
 from .conftest import fresh_copy
 

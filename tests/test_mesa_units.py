@@ -87,7 +87,7 @@ def test_config_validation():
 
 
 def test_projections_of_trigger_space():
-    from mesa.lab.projection import project_triggers
+    from mesa.lab.pipeline.projection import project_triggers
 
     triggers = torch.rand(40, 3, 3, 3)
     for method in ("PCA", "t-SNE"):
@@ -101,7 +101,7 @@ def test_projections_of_trigger_space():
 def test_a_server_imports_the_projection_in_the_background():
     import sys
 
-    from mesa.lab.projection import import_in_background
+    from mesa.lab.pipeline.projection import import_in_background
 
     import_in_background().join(60)
     assert "sklearn.decomposition" in sys.modules

@@ -3,14 +3,16 @@ hand-made models whose answers are known exactly, and on a saved run with a save
 import pytest
 import torch
 
-from mesa.lab import artifacts, job_works, stages
+from mesa.lab.storage import artifacts
+from mesa.lab.jobs import tasks
+from mesa.lab.pipeline import stages
 from mesa.method.census import CensusConfig
 from mesa.data import ImageData
 from mesa.errors import MesaError
 from mesa.models import build_model
-from mesa.lab.probe import BACKDOORED, Probe, ask, kept_defenses, open_probe
-from mesa.lab.projection import pca_projector
-from mesa.lab.runs import save_run
+from mesa.lab.pipeline.probe import BACKDOORED, Probe, ask, kept_defenses, open_probe
+from mesa.lab.pipeline.projection import pca_projector
+from mesa.lab.storage.runs import save_run
 from mesa.method.triggers import binary_trigger
 from tests.test_census import WhiteCounter
 
@@ -69,13 +71,13 @@ def test_open_probe_loads_every_kept_defense_and_images_outside_the_target(tmp_p
 
 def test_census_job_takes_the_missing_censuses(tmp_path, monkeypatch):
     path, data = fake_run(tmp_path)
-    monkeypatch.setattr(job_works, "open_cached", lambda p: stages.open_run(p, "cpu", data))
+    monkeypatch.setattr(tasks, "open_cached", lambda p: stages.open_run(p, "cpu", data))
     events = []
-    result = job_works.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
+    result = tasks.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
     assert [c["tag"] for c in result["censuses"]] == ["before", "defense-ensemble"]
     assert artifacts.list_censuses(path) == ["before", "defense-ensemble"]
     assert events[-1].step == events[-1].total == 2
-    again = job_works.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
+    again = tasks.census_work(path, CensusConfig(images=4))(events.append, lambda: False)
     assert [c["tag"] for c in again["censuses"]] == ["before"]  # the saved one is reused, nothing redone
 
 

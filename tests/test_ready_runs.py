@@ -1,7 +1,7 @@
 """The ready runs shipped with the app: complete, loadable, and installed without touching the originals."""
-from mesa.lab import artifacts
-from mesa.lab.ready_runs import SHIPPED, install_ready_runs, shipped_runs
-from mesa.lab.runs import list_runs, load_run
+from mesa.lab.storage import artifacts
+from mesa.lab.storage.ready_runs import SHIPPED, install_ready_runs, shipped_runs
+from mesa.lab.storage.runs import list_runs, load_run
 
 
 def test_a_ready_run_is_shipped_whole():

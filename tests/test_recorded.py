@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from mesa.lab import recorded
-from mesa.lab.recorded import BEFORE, FLOOR, list_records, residual_rows
+from mesa.lab.storage import recorded
+from mesa.lab.storage.recorded import BEFORE, FLOOR, list_records, residual_rows
 from tests.test_app import app, assert_clean
 
 

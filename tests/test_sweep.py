@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 
 from mesa.errors import MesaError
-from mesa.lab import artifacts
-from mesa.lab import sweep as sweep_module
-from mesa.lab.cli import main
-from mesa.method.attack import run_attack
+from mesa.lab.storage import artifacts
+from mesa.lab.sweep import case as sweep_module
+from mesa.lab.cli.main import main
+from mesa.lab.pipeline.attack_stage import run_attack
 from mesa.method.detection import DetectionConfig, detect
-from mesa.lab.stages import open_run
-from mesa.lab.sweep_plan import SweepConfig, attack_variant, expand_triggers, plan_cases
-from mesa.lab.sweep_run import run_sweep
+from mesa.lab.pipeline.stages import open_run
+from mesa.lab.sweep.plan import SweepConfig, attack_variant, expand_triggers, plan_cases
+from mesa.lab.sweep.run import run_sweep
 
 # the smallest settings that run every stage: 500 training images (100 test), 1 epoch everywhere
 TINY = ["--data", "synthetic:500", "--base-epochs", "1", "--attack-epochs", "1", "--search-epochs", "1",
@@ -182,9 +182,10 @@ def test_a_given_base_is_fine_tuned_not_trained_again(tmp_path):
     """--base RUN (or the model's shipped base): the sweep keys its cases on that base's weights and
     trains no base of its own; a base of another model is refused in one line."""
     from mesa.errors import MesaError
-    from mesa.lab.sweep import run_base
-    from mesa.lab.sweep_plan import SweepConfig
-    from mesa.method.attack import AttackConfig, run_attack
+    from mesa.lab.sweep.case import run_base
+    from mesa.lab.sweep.plan import SweepConfig
+    from mesa.method.attack import AttackConfig
+    from mesa.lab.pipeline.attack_stage import run_attack
 
     clean, _ = run_attack(AttackConfig(data="synthetic:500", model="small", epochs=1, poison_ratio=0.0,
                                        out=str(tmp_path / "runs")))

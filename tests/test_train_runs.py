@@ -5,7 +5,7 @@ import torch
 
 from mesa.errors import MesaError
 from mesa.models import build_model
-from mesa.lab.runs import list_runs, load_run, save_run
+from mesa.lab.storage.runs import list_runs, load_run, save_run
 from mesa.train import TrainConfig, augment, train_classifier
 from mesa.method.triggers import binary_trigger
 

@@ -13,10 +13,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from mesa.lab import artifacts
+from mesa.lab.storage import artifacts
 from mesa.method.census import OPEN, closure
 from mesa.errors import MesaError
-from mesa.lab.probe import BACKDOORED, ask, open_probe
+from mesa.lab.pipeline.probe import BACKDOORED, ask, open_probe
 from ui.common import data, mtime, run
 from ui.charts import grouped_bars
 

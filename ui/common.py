@@ -8,11 +8,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from mesa.lab import artifacts, presets
+from mesa.lab.storage import artifacts
+from mesa.lab.pipeline import presets
 from mesa.data import cached_data
 from mesa.errors import MesaError
-from mesa.lab.jobs import FAILED, INTERRUPTED, job_queue
-from mesa.lab.runs import list_runs, load_run
+from mesa.lab.jobs.queue import FAILED, INTERRUPTED, job_queue
+from mesa.lab.storage.runs import list_runs, load_run
 
 RUN_KEY = "run_path"
 

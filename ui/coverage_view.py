@@ -1,13 +1,13 @@
 """How much of the census's open set MESA's samples reach, for the MESA page's table and the marks on
 the Census page's picture. Read from the saved search; measured afresh (cheap) only for a search saved
-before coverage was measured or before its census was taken (mesa/lab/search_coverage.py)."""
+before coverage was measured or before its census was taken (mesa/lab/pipeline/search_coverage.py)."""
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from mesa.lab import artifacts
-from mesa.lab.search_coverage import saved_coverage
+from mesa.lab.storage import artifacts
+from mesa.lab.pipeline.search_coverage import saved_coverage
 from mesa.method.coverage import member_names
 from ui.census_view import censuses
 from ui.common import mtime, run, search_results

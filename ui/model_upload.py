@@ -4,9 +4,9 @@ TorchScript program is refused (the CLI runs one with --trust-code)."""
 import streamlit as st
 
 from mesa.errors import MesaError
-from mesa.lab.imports import MAX_UPLOAD_BYTES, ImportConfig, import_upload
-from mesa.lab.model_files import FORMATS
-from mesa.lab.runs import TORCHSCRIPT
+from mesa.lab.imports.model_import import MAX_UPLOAD_BYTES, ImportConfig, import_upload
+from mesa.lab.imports.model_files import FORMATS
+from mesa.lab.storage.runs import TORCHSCRIPT
 from mesa.models import ARCHITECTURES
 from ui.common import select_run
 

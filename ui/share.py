@@ -9,10 +9,10 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from mesa.lab import presets
+from mesa.lab.pipeline import presets
 from mesa.errors import MesaError
-from mesa.lab.preset_schema import loads
-from mesa.lab.runs import list_runs
+from mesa.lab.pipeline.preset_schema import loads
+from mesa.lab.storage.runs import list_runs
 from ui.common import active_run
 
 RUN, CONFIG = "run", "config"

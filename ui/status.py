@@ -5,7 +5,7 @@ import time
 
 import streamlit as st
 
-from mesa.lab.jobs import WAITING, job_queue
+from mesa.lab.jobs.queue import WAITING, job_queue
 
 REFRESH = 2.0  # seconds
 _SHOWN = "status-area-job"

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from mesa.errors import MesaError
-from mesa.lab.runs import runs_root
+from mesa.lab.storage.runs import runs_root
 from mesa.method.triggers import MAX_TRIGGER_FILE_BYTES, canonical_patterns, parse_trigger
 from ui.common import trigger_image
 from ui.share import choice

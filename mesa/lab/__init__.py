@@ -1,2 +1,2 @@
-"""The lab around the method: runs and artifacts on disk, stages, jobs (queue, worker process,
-history, machine lock), presets and ready runs, imports, the probe, projections, the sweep and the CLI."""
+"""The lab around the method, by concern: storage (runs and their files), pipeline (stages, probe,
+presets), jobs (queue, worker, machine lock), sweep, cli and imports (models made elsewhere)."""

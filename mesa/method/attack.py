@@ -1,19 +1,14 @@
-"""Backdoor a classifier: train (from scratch or from a saved run) with a poisoned fraction of
-every batch, then save the result as a run. The CLI's `attack` and the app both call `run_attack`."""
+"""Backdoor a classifier: train it (from scratch or from a clean base) with a poisoned fraction of
+every batch. mesa/lab/pipeline/attack_stage.py opens the base and saves the result as a run."""
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from mesa.data import load_data
-from mesa.device import resolve_device
 from mesa.errors import MesaError
 from mesa.method.metrics import evaluate
-from mesa.models import build_model
 from mesa.method.poison import StampFraction, fixed_sampler
 from mesa.progress import ProgressFn, ignore
-from mesa.lab.runs import load_run, save_run
 from mesa.train import TrainConfig, train_classifier
 from mesa.training_recipes import recipe
-from mesa.method.triggers import check_location, parse_location, parse_trigger
 
 
 @dataclass
@@ -47,25 +42,10 @@ class AttackConfig:
         return TrainConfig(epochs=self.epochs, seed=self.seed, precision=self.precision, **settings)
 
 
-def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False, data=None):
-    """Train and save a backdoored run; returns (run path, final metrics). `data` may be preloaded."""
-    device = resolve_device(cfg.device)
-    data = data or load_data(cfg.data)
-    if not 0 <= cfg.target < data.num_classes:
-        raise MesaError(f"target class {cfg.target} out of range: {cfg.data} has classes 0..{data.num_classes - 1}")
-    trigger = parse_trigger(cfg.trigger, data.image_size)
-    location = parse_location(cfg.location)
-    check_location(location, data.image_size, trigger.shape[-1])
-    if cfg.init:
-        base = load_run(cfg.init, device)
-        if base.config.get("classes") != data.classes or base.config["model"] != cfg.model:
-            raise MesaError(f"--init run {cfg.init} is a {base.config['model']} on {base.config['data']}, "
-                            f"not a {cfg.model} on {cfg.data}'s classes")
-        model = base.model
-    else:
-        model = build_model(cfg.model, data.num_classes, data.mean, data.std).to(device)
-        model.init_from_data(data.train_images)
-    data = data.to(device)
+def plant_backdoor(model, data, trigger, location, cfg: AttackConfig, on_progress: ProgressFn = ignore,
+                   should_stop=lambda: False) -> tuple[list[dict], dict]:
+    """Train `model` (on the data's device) with a fraction of each batch stamped and relabelled to
+    the target; returns (per-epoch history, final test metrics with their intervals)."""
     train_cfg = cfg.train_config()
     start = time.time()
     history = train_classifier(
@@ -75,10 +55,4 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
         on_progress=on_progress, should_stop=should_stop)
     metrics = evaluate(model, data.test_images, data.test_labels, trigger, cfg.target, location)
     metrics["train_seconds"] = round(time.time() - start, 1)
-    metrics["device"] = str(device)
-    config = {**asdict(cfg), "num_classes": data.num_classes, "classes": data.classes, "mean": list(data.mean),
-              "std": list(data.std), "image_size": data.image_size, "train": train_cfg.to_dict()}
-    config.pop("out")
-    config.pop("device")
-    path = save_run(cfg.out, config, model, trigger, metrics, history)
-    return path, metrics
+    return history, metrics

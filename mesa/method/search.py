@@ -178,7 +178,7 @@ class SearchResult:
     samples: torch.Tensor  # N x 3 x k x k
     samples_asr: torch.Tensor  # N
     seconds: float
-    coverage: dict = field(default_factory=dict)  # the samples' coverage of the census (mesa/lab/search_coverage.py)
+    coverage: dict = field(default_factory=dict)  # the samples' coverage of the census (mesa/lab/pipeline/search_coverage.py)
 
     def summary(self) -> dict:
         return {"beta": self.beta, "mean_asr": self.samples_asr.mean().item(),

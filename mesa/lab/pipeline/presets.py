@@ -1,0 +1,88 @@
+"""Presets: a whole lab configuration (attack, MESA search, defenses) as one JSON document, so a
+class or a paper setting can be shared, exported from the app and imported back, validated first.
+
+    {"name": "...", "description": "...",
+     "attack":  {AttackConfig fields},
+     "search":  {SearchConfig fields},
+     "defense": {"methods": [...], plus DefenseConfig fields except method},
+     "baseline": {BaselineConfig fields}   (optional: the pixel-SGD baseline, before the defenses)
+     "census":   {CensusConfig fields}     (optional: the census each defense records)}
+"""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from mesa.method.attack import AttackConfig
+from mesa.method.baseline import BaselineConfig
+from mesa.method.census import CensusConfig
+from mesa.method.defense import DefenseConfig, parse_method
+from mesa.errors import MesaError
+from mesa.lab.pipeline import preset_schema
+from mesa.lab.storage.runs import runs_root
+from mesa.method.search import SearchConfig
+from mesa.method.triggers import parse_location
+
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "assets" / "presets"
+
+
+def validate(preset) -> dict:
+    """The preset itself when it fits the schema (preset_schema.py) and every section builds a valid
+    config; a MesaError naming the fault otherwise."""
+    preset_schema.check(preset)
+    attack_config(preset)
+    search_config(preset)
+    defense_configs(preset)
+    baseline_config(preset)
+    census_config(preset)
+    for name in ("attack", "search", "defense", "baseline"):  # the census's location is [ROW, COL]
+        parse_location(preset.get(name, {}).get("location"))
+    return preset
+
+
+def parse(text: str | bytes, what: str = "the preset") -> dict:
+    """A validated preset from JSON text (an uploaded file, a link), bounded in size and depth first."""
+    return validate(preset_schema.loads(text, what))
+
+
+def dump(preset: dict) -> str:
+    return json.dumps(validate(preset), indent=2)
+
+
+def attack_config(preset: dict) -> AttackConfig:
+    """`init` and `out` name places inside the runs folder (the schema allows no other)."""
+    cfg = AttackConfig(**preset.get("attack", {}))
+    inside = {k: str(runs_root() / v) for k in ("init", "out") if (v := getattr(cfg, k))}
+    return replace(cfg, **inside)
+
+
+def search_config(preset: dict) -> SearchConfig:
+    return SearchConfig(**preset.get("search", {}))
+
+
+def defense_configs(preset: dict) -> list[DefenseConfig]:
+    section = dict(preset.get("defense", {}))
+    methods = section.pop("methods", ["ensemble"])
+    for m in methods:
+        parse_method(m)
+    return [DefenseConfig(method=m, **section) for m in methods]
+
+
+def baseline_config(preset: dict) -> BaselineConfig | None:
+    """The pixel-SGD baseline's settings, or None when the preset runs no baseline."""
+    return BaselineConfig(**preset["baseline"]) if "baseline" in preset else None
+
+
+def census_config(preset: dict) -> CensusConfig | None:
+    return CensusConfig(**preset["census"]) if "census" in preset else None
+
+
+def builtin(folder=PRESETS_DIR) -> dict[str, dict]:
+    """{name: preset} for every assets/presets/*.json."""
+    out = {}
+    for f in sorted(Path(folder).glob("*.json")):
+        try:
+            preset = parse(f.read_text())
+        except MesaError as e:
+            raise MesaError(f"{f}: {e}") from None
+        out[preset.get("name") or f.stem] = preset
+    return out

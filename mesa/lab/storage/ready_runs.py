@@ -1,0 +1,80 @@
+"""Ready runs shipped with the app (assets/runs), so a fresh `streamlit run app.py` has every page
+filled at once: a backdoored model on the embedded data with its MESA search, pixel-SGD baseline,
+defenses and census, made by the classroom demo's own pipeline (`python -m mesa demo --ship`).
+
+The app copies them into the user's runs folder on start (those not there yet), so stages rerun
+on them write into the copy and the shipped files never change.
+"""
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from mesa.lab.pipeline import presets
+from mesa.lab.jobs.tasks import pipeline_work
+from mesa.progress import ProgressFn, ignore
+from mesa.lab.storage.runs import RUN_KIND, read_json, runs_root
+
+SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "runs"
+DEMO = "CPU classroom demo"
+WEIGHTS = ("model.pt", "generator-", "defense-")  # state dicts, shipped in half precision
+
+
+def shipped_runs(source: Path = SHIPPED) -> list[Path]:
+    if not source.is_dir():
+        return []
+    return sorted(p for p in source.iterdir() if (p / "config.json").is_file()
+                  and read_json(p / "config.json", "run config").get("kind") == RUN_KIND)
+
+
+def install_ready_runs(root=None, source: Path = SHIPPED) -> list[Path]:
+    """Copy each shipped run that the runs folder lacks (by name) into it; returns the new copies.
+    $MESA_READY_RUNS=0 turns this off (the tests do, to start from an empty folder)."""
+    if os.environ.get("MESA_READY_RUNS", "1") == "0":
+        return []
+    root = runs_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    added = []
+    for run in shipped_runs(source):
+        final = root / run.name
+        if final.exists():
+            continue
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{run.name}."))
+        try:
+            shutil.copytree(run, tmp, dirs_exist_ok=True)
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue  # another session installed it meanwhile, or the folder is read-only: nothing lost
+        added.append(final)
+    return added
+
+
+def _halve(path: Path) -> None:
+    """Store a state dict's float tensors in half precision (they load back into float32 models)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, path)
+
+
+def make_ready_run(preset_name: str = DEMO, out: Path = SHIPPED, on_progress: ProgressFn = ignore) -> Path:
+    """Run the preset's whole pipeline in a scratch folder and ship the finished run into `out`,
+    replacing an older one of the same preset."""
+    preset = presets.builtin()[preset_name]
+    with tempfile.TemporaryDirectory() as scratch:
+        attack = replace(presets.attack_config(preset), out=scratch)
+        result = pipeline_work(attack, presets.search_config(preset),
+                               presets.defense_configs(preset), presets.baseline_config(preset),
+                               presets.census_config(preset))(on_progress, lambda: False)
+        run = Path(result["run"])
+        for f in run.rglob("*.pt"):
+            if f.name.startswith(WEIGHTS):
+                _halve(f)
+        out.mkdir(parents=True, exist_ok=True)
+        final = out / f"ready-{run.name.rsplit('-', 2)[0]}"
+        if final.exists():
+            shutil.rmtree(final)
+        shutil.copytree(run, final)
+    return final
