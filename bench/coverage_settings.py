@@ -1,0 +1,114 @@
+"""How much of the valid set does MESA's search reach, and does a wider spread defend better?
+Issue "How much of the distribution", part 2, on the shipped embedded run
+(assets/runs/ready-synthetic-small-binary170-t0): each setting of the search (alpha, steps, the
+noise added to triggers, MINE's moving-average rate) is searched afresh on a copy of the run, its
+coverage measured against the run's census (mesa/method/coverage.py), then mesa:0.9 defends at the
+paper's 1% stamped fraction and at the default, each with the census of what it leaves.
+
+    python bench/coverage_settings.py [--settings NAME ...] [--table]
+
+Each setting is saved to docs/results/coverage_settings.json as it finishes and skipped when rerun.
+"""
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine  # noqa: E402
+
+from mesa import atomic  # noqa: E402
+from mesa.lab.pipeline.stages import open_run, run_defense, run_search  # noqa: E402
+from mesa.lab.storage.artifacts import load_search  # noqa: E402
+from mesa.lab.storage.ready_runs import SHIPPED  # noqa: E402
+from mesa.method.defense import DefenseConfig  # noqa: E402
+from mesa.method.search import SearchConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "docs" / "results" / "coverage_settings.json"
+RUN = SHIPPED / "ready-synthetic-small-binary170-t0"
+SHIPPED_EPOCHS = 5  # the ready run's own search: 60 steps per beta
+PAPER_EPOCHS = 50  # ~600 steps per beta, the reference's 620
+SETTINGS = {
+    "shipped (alpha 0.1, 60 steps)": {"epochs": SHIPPED_EPOCHS},
+    **{name: {"betas": [0.9], "epochs": PAPER_EPOCHS, **change} for name, change in {
+        "paper steps (alpha 0.1, 600 steps)": {},
+        "alpha 0": {"alpha": 0.0},
+        "alpha 1": {"alpha": 1.0},
+        "alpha 10": {"alpha": 10.0},
+        "noise 0": {"noise_std": 0.0},
+        "noise 0.3": {"noise_std": 0.3},
+        "MINE rate 0.01": {"mine_rate": 0.01},
+    }.items()},
+}  # each G_beta trains on its own from the same seed: beta 0.9 alone is the same generator as in a staircase
+FRACTIONS = (0.01, 0.5)  # the paper's stamped fraction, and the product's default
+
+
+def saturation(samples) -> float:
+    """Mean |2x - 1| of the samples' pixels: 1 when every pixel is pure black or white."""
+    return (samples.float() * 2 - 1).abs().mean().item()
+
+
+def run_setting(name: str, work: Path) -> dict:
+    folder = work / name.replace(" ", "-").replace("(", "").replace(")", "").replace(",", "")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(RUN, folder)
+    ws = open_run(folder)
+    cfg = SearchConfig(**SETTINGS[name])
+    start = time.time()
+    searched = run_search(ws, cfg)
+    found = load_search(folder, ws.data.train_images.device)
+    betas = []
+    for summary in searched["betas"]:
+        samples = found["betas"][summary["beta"]]["samples"]
+        betas.append({k: summary.get(k) for k in ("beta", "mean_asr", "above_half", "final_mi", "steps", "distinct",
+                                                  "modes", "hit", "open", "coverage", "open_share")}
+                     | {"saturation": round(saturation(samples), 3)})
+    defenses = {}
+    for fraction in FRACTIONS:
+        result = run_defense(ws, DefenseConfig(method="mesa:0.9", epochs=3, poison_ratio=fraction))
+        after = result["after"]
+        census = result.get("census", {}).get("after", {})
+        defenses[str(fraction)] = {"asr": after.get("asr"), "asr_ci": after.get("asr_ci"),
+                                   "asr_images": after.get("asr_images"), "clean_acc": after.get("clean_acc"),
+                                   "open": census.get("open"), "worst_asr": census.get("worst_asr"),
+                                   "worst_asr_ci": census.get("worst_asr_ci")}
+    return {"setting": name, "config": SETTINGS[name], "betas": betas, "mesa:0.9": defenses,
+            "seconds": round(time.time() - start, 1), **machine()}
+
+
+def table(results: dict) -> str:
+    rows = ["| setting | beta 0.9: distinct / modes / open hit / sample ASR / saturation | mesa:0.9 at 1%: ASR, open "
+            "| at 0.5: ASR, open |", "|---|---|---|---|"]
+    for name, r in results.items():
+        b = next(x for x in r["betas"] if x["beta"] == 0.9)
+        d = r["mesa:0.9"]
+        cells = [f"{d[f]['asr']:.3f} ({d[f]['asr_ci'][0]:.3f}-{d[f]['asr_ci'][1]:.3f}), {d[f]['open']}" for f in ("0.01", "0.5")]
+        rows.append(f"| {name} | {b['distinct']} / {b['modes']:.2f} / {b.get('hit')} of {b.get('open')} / "
+                    f"{b['mean_asr']:.3f} / {b['saturation']:.2f} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--work", default=str(ROOT / "bench" / "out" / "coverage"))
+    parser.add_argument("--table", action="store_true", help="print the table of what is recorded, run nothing")
+    args = parser.parse_args()
+    results = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    if not args.table:
+        for name in args.settings:
+            if name in results:
+                continue
+            results[name] = run_setting(name, Path(args.work))
+            atomic.write_json(RESULT, results)
+            print(f"{name}: {results[name]['seconds']} s", flush=True)
+    print(table({k: results[k] for k in SETTINGS if k in results}))
+
+
+if __name__ == "__main__":
+    main()
