@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import app as app_module
+from ui.entry import PAGES as APP_PAGES
 from mesa.lab.storage import artifacts
 from mesa.lab.jobs import queue
 from mesa.lab.pipeline import presets
@@ -28,7 +28,7 @@ from mesa.method.search import SearchConfig
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [script for script, _, _ in app_module.PAGES]  # every page app.py lists
+PAGES = [script for script, _, _ in APP_PAGES]  # every page the app lists
 
 
 def tiny(data):
@@ -178,9 +178,9 @@ def test_a_button_starts_a_background_job_and_the_page_follows_it(with_run, fres
 
 
 def test_every_page_script_is_listed_and_enters_through_the_app():
-    """A page missing from app.PAGES is unreachable; one without through_app() breaks its deep link."""
+    """A page missing from ui/entry.py's PAGES is unreachable; one without through_app() breaks its deep link."""
     scripts = {p.stem for p in (ROOT / "pages").glob("*.py")}
-    assert scripts == {script for script, _, _ in app_module.PAGES}
+    assert scripts == {script for script, _, _ in APP_PAGES}
     for name in scripts:
         assert "\nthrough_app()\n" in (ROOT / "pages" / f"{name}.py").read_text(), name
 
