@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import cpu_seconds, machine  # noqa: E402
 from streamlit_client import protocol_student  # noqa: E402
 
-from app import PAGES  # noqa: E402
+from ui.entry import PAGES  # noqa: E402
 from mesa import atomic  # noqa: E402
 
 RESULT = ROOT / "docs" / "results" / "sessions.json"

@@ -3,6 +3,7 @@ saved run (attack, search, baseline, defense made once per session), key widgets
 tiny job runs end to end through the background queue."""
 import dataclasses
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import app as app_module
+from ui.entry import PAGES as APP_PAGES
 from mesa.lab.storage import artifacts
 from mesa.lab.jobs import queue
 from mesa.lab.pipeline import presets
@@ -28,7 +29,7 @@ from mesa.method.search import SearchConfig
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [script for script, _, _ in app_module.PAGES]  # every page app.py lists
+PAGES = [script for script, _, _ in APP_PAGES]  # every page the app lists
 
 
 def tiny(data):
@@ -178,11 +179,23 @@ def test_a_button_starts_a_background_job_and_the_page_follows_it(with_run, fres
 
 
 def test_every_page_script_is_listed_and_enters_through_the_app():
-    """A page missing from app.PAGES is unreachable; one without through_app() breaks its deep link."""
+    """A page missing from ui/entry.py's PAGES is unreachable; one without through_app() breaks its deep link."""
     scripts = {p.stem for p in (ROOT / "pages").glob("*.py")}
-    assert scripts == {script for script, _, _ in app_module.PAGES}
+    assert scripts == {script for script, _, _ in APP_PAGES}
     for name in scripts:
         assert "\nthrough_app()\n" in (ROOT / "pages" / f"{name}.py").read_text(), name
+
+
+def test_nothing_imports_app_py_and_the_app_uses_streamlit_s_public_api_only():
+    """app.py is only what `streamlit run` gets (the frame is ui/entry.py), so nothing imports it; and
+    app.py, ui/ and pages/ import only streamlit's public modules (its internals change in any minor
+    version: issue 25)."""
+    frontend = [ROOT / "app.py", *ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py")]
+    for f in frontend + [*ROOT.glob("mesa/**/*.py"), *ROOT.glob("bench/*.py"), *ROOT.glob("tests/*.py")]:
+        assert not re.search(r"^\s*(import app\b|from app\b)", f.read_text(), re.M), f
+    public = {"streamlit", "streamlit.components.v1"}
+    for f in frontend:
+        assert set(re.findall(r"^\s*(?:from|import) (streamlit\S*)", f.read_text(), re.M)) <= public, f
 
 
 def test_a_link_reopens_the_same_view(with_run):

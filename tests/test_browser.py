@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-import app as app_module
+from ui.entry import PAGES as APP_PAGES
 from tests.test_app import saved_run  # noqa: F401  (the session fixture: a small run with every result)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = [script for script, _, _ in app_module.PAGES]
-TITLES = {script: title for script, title, _ in app_module.PAGES}
+PAGES = [script for script, _, _ in APP_PAGES]
+TITLES = {script: title for script, title, _ in APP_PAGES}
 
 
 def heading(script: str) -> str:

@@ -141,15 +141,15 @@ def test_every_page_renders_an_imported_run(imported, monkeypatch):
     """The imported run (detected, searched and defended above) fills every page like any other; one
     fresh from import (target unknown, nothing run yet) too."""
     testing = pytest.importorskip("streamlit.testing.v1")
-    import app as app_module
+    from ui.entry import PAGES as APP_PAGES
     from mesa.lab.jobs import queue
 
     monkeypatch.setattr(queue, "_QUEUE", queue.JobQueue())
     runs = Path(os.environ["MESA_RUNS"])
-    for fmt, pages in (("torchscript", [script for script, _, _ in app_module.PAGES]), ("pth", ["model", "mesa_search"])):
+    for fmt, pages in (("torchscript", [script for script, _, _ in APP_PAGES]), ("pth", ["model", "mesa_search"])):
         shutil.copytree(imported[fmt]["run"], runs / Path(imported[fmt]["run"]).name)
         for page in pages:
-            at = testing.AppTest.from_file(str(Path(app_module.__file__)), default_timeout=60)
+            at = testing.AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
             at.run()
             at.switch_page(f"pages/{page}.py")
             at.run()

@@ -20,9 +20,10 @@ from mesa.errors import MesaError
 from mesa.lab.pipeline import preset_schema
 from mesa.lab.storage.runs import runs_root
 from mesa.method.search import SearchConfig
+from mesa.resources import resource
 from mesa.method.triggers import parse_location
 
-PRESETS_DIR = Path(__file__).resolve().parents[3] / "assets" / "presets"
+PRESETS_DIR = resource("presets")
 
 
 def validate(preset) -> dict:
@@ -77,7 +78,7 @@ def census_config(preset: dict) -> CensusConfig | None:
 
 
 def builtin(folder=PRESETS_DIR) -> dict[str, dict]:
-    """{name: preset} for every assets/presets/*.json."""
+    """{name: preset} for every shipped preset (assets/presets/*.json in a clone)."""
     out = {}
     for f in sorted(Path(folder).glob("*.json")):
         try:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from mesa.errors import MesaError
 from mesa.lab.storage.runs import read_json
+from mesa.resources import resource
 
-SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "bases"
+SHIPPED = resource("bases")
 
 
 def has_shipped_base(model: str) -> bool:

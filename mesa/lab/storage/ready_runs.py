@@ -16,9 +16,10 @@ import torch
 from mesa.lab.pipeline import presets
 from mesa.lab.jobs.tasks import pipeline_work
 from mesa.progress import ProgressFn, ignore
+from mesa.resources import resource
 from mesa.lab.storage.runs import RUN_KIND, read_json, runs_root
 
-SHIPPED = Path(__file__).resolve().parents[3] / "assets" / "runs"
+SHIPPED = resource("runs")
 DEMO = "CPU classroom demo"
 WEIGHTS = ("model.pt", "generator-", "defense-")  # state dicts, shipped in half precision
 

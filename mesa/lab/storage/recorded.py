@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mesa.method.intervals import noise_max, overlap, rate_ci, sign_test
+from mesa.resources import resource
 
-RESULTS_DIR = Path(__file__).resolve().parents[3] / "docs" / "results"
+RESULTS_DIR = resource("results")
 RECORD_GLOB = "cifar10-small-*.json"
 BEFORE, FLOOR = "before defense", "clean base (floor)"
 RECIPES = {"paper": "the reference code's attack (10 epochs, lr 1e-3, 1% poison)", "ours-1pct": "our attack at 1% poison"}
