@@ -32,6 +32,9 @@ class Inversion:
     sweep_key: Callable[[Any], dict]  # the sweep's settings -> what its sweep stage depends on (its cache key)
     sweep_config: Callable[[dict], tuple[Any, dict]]  # that key -> (its config, the stage's other options)
     help: str
+    # "triggers" not stamped as patches (a full-image mask and pattern): each one's held-out ASR,
+    # (model, images, labels, triggers, target, location) -> N rates; None: patches (per_trigger_asr)
+    measure: Callable | None = None
 
 
 @dataclass(frozen=True)

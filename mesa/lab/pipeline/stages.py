@@ -43,12 +43,23 @@ def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = i
     pixel-SGD baseline), saved as mesa/STAGE.json/.pt with each trigger's held-out ASR."""
     entry = registry.inversion_of(stage)
     target = need_target(ws)
-    cfg = replace(cfg, trigger_size=trigger_size(ws, cfg.trigger_size), location=stamp_location(ws, cfg.location))
+    cfg = _run_defaults(ws, cfg)
     triggers, curve = entry.run(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
-    asr = per_trigger_asr(ws.run.model, *ws.held_out, triggers, target, location=cfg.location)
+    asr = (entry.measure or per_trigger_asr)(ws.run.model, *ws.held_out, triggers, target,
+                                             location=getattr(cfg, "location", None))
     artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve, entry.stage)
     return {"run": str(ws.run.path), "restarts": len(triggers), "mean_asr": asr.mean().item(),
             "min_asr": asr.min().item()}
+
+
+def _run_defaults(ws: Workspace, cfg):
+    """The run's trigger size and stamping place, for a config that has those settings."""
+    fields, changes = cfg.__dataclass_fields__, {}
+    if "trigger_size" in fields:
+        changes["trigger_size"] = trigger_size(ws, cfg.trigger_size)
+    if "location" in fields:
+        changes["location"] = stamp_location(ws, cfg.location)
+    return replace(cfg, **changes)
 
 
 def run_inversion(ws: Workspace, method: str, cfg, on_progress: ProgressFn = ignore, should_stop=lambda: False,
