@@ -4,9 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from mesa.lab.storage.artifacts import load_defenses
+from mesa.lab.pipeline.offers import defense_offers
+from mesa.method import registry
 from mesa.method.defense import DefenseConfig
 from mesa.lab.jobs.tasks import stage_work
-from ui.common import active_run, baseline_results, current_preset, events_frame, job_panel, search_results, submit
+from mesa.lab.sweep.table import PAPER as TABLE_1
+from ui.common import active_run, current_preset, events_frame, job_panel, run, submit
 from ui.charts import grouped_bars, metric_charts
 from ui.census_view import floor_line, floor_of, interval, residual, residual_chart
 from ui.entry import through_app
@@ -14,29 +17,19 @@ from ui.share import choice
 
 through_app()
 
-# Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers: mean / worst ASR.
-PAPER = pd.DataFrame([
-    {"method": "before defense", "mean ASR": 0.987, "worst ASR": 0.924},
-    {"method": "mesa:0.9", "mean ASR": 0.034, "worst ASR": 0.059},
-    {"method": "ensemble", "mean ASR": 0.036, "worst ASR": 0.082},
-    {"method": "pixel-sgd", "mean ASR": 0.105, "worst ASR": 0.514},
-])
+PAPER = pd.DataFrame([{"method": "before defense" if m == "before" else m, "mean ASR": v, "worst ASR": TABLE_1["worst"][m]}
+                      for m, v in TABLE_1["mean"].items()])  # Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers
 
 st.title("Defense: unlearn the backdoor")
 path = active_run()
 if path is None:
     st.info("No saved run: train one on the **Model** page first.")
     st.stop()
-found = search_results(path)
-has_baseline = baseline_results(path) is not None
 defense = current_preset()["defense"]
-methods = ["ensemble"] + [f"mesa:{b:g}" for b in (found or {}).get("betas", {})] + ["pixel-sgd", "original", "finetune"]
-missing = {m: "needs a MESA search (MESA page)" for m in methods if m == "ensemble" and not found}
-if not has_baseline:
-    missing["pixel-sgd"] = "needs the pixel-SGD baseline (MESA page)"
+methods, missing = defense_offers(path, run(path).trigger is not None)
 
 c1, c2, c3 = st.columns([3, 1, 1])
-usable = [m for m in defense.get("methods", ["ensemble"]) if m in methods and m not in missing]
+usable = [m for m in defense.get("methods", [registry.headline()]) if m in methods and m not in missing]
 chosen = c1.multiselect("Methods", methods, key=choice("methods", usable, methods))
 epochs = c2.number_input("epochs", 1, 200, key=choice("epochs", int(defense.get("epochs", 3)), range(1, 201)))
 ratio = c3.number_input("stamped fraction", 0.0, 1.0, step=0.05, key=choice(

@@ -8,6 +8,7 @@ from mesa.data import cache_root
 from mesa.lab.jobs.tasks import pipeline_work
 from mesa.lab.jobs.queue import job_queue
 from mesa.lab.storage.runs import list_runs, runs_root
+from mesa.method.registry import is_per_trigger
 from ui.common import events_frame, job_panel, mosaic, submit
 from ui.charts import metric_charts
 from ui.entry import through_app
@@ -81,7 +82,7 @@ def show_demo(job):
 
 def defense_line(d: dict) -> str:
     """One defense's outcome: the planted trigger's ASR, clean accuracy, and what the census leaves open."""
-    worst = f" (worst restart {d['worst_asr']:.1%})" if d["method"] == "pixel-sgd" else ""
+    worst = f" (worst restart {d['worst_asr']:.1%})" if is_per_trigger(d["method"]) else ""
     line = (f"{d['method']}: ASR {d['before']['asr']:.1%} → {d['after']['asr']:.1%}{worst}, "
             f"clean accuracy {d['before']['clean_acc']:.1%} → {d['after']['clean_acc']:.1%}")
     census = d.get("census")

@@ -11,6 +11,7 @@ import torch
 from mesa.lab.storage import artifacts
 from mesa.lab.pipeline.probe import BACKDOORED
 from mesa.lab.pipeline.projection import pca_projector
+from mesa.method.registry import is_per_trigger
 from mesa.method.triggers import canonical_patterns, parse_trigger
 from ui.census_view import answer_of, census_trace, censuses, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources
@@ -76,8 +77,8 @@ with answer_col:
     for col, (model, asr) in zip(st.columns(len(answer.asr)), answer.asr.items()):
         col.metric("backdoored model" if model == BACKDOORED else f"after {model}", f"{asr:.0%}",
                    help=f"with no trigger at all {probe.no_trigger[model]:.1%} already go to the target")
-    if "pixel-sgd" in artifacts.load_defenses(path):
-        st.caption("pixel-sgd keeps no defended model (one per restart), so it is not probed here.")
+    if unkept := [m for m in artifacts.load_defenses(path) if is_per_trigger(m)]:
+        st.caption(f"{', '.join(unkept)}: no defended model kept (one per trigger), so not probed here.")
     model = st.segmented_control("Predictions of", list(answer.predictions),
                                  key=choice("predictions", BACKDOORED, list(answer.predictions))) or BACKDOORED
     st.image(image_grid(answer.examples, 88), width=88,

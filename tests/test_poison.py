@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mesa.errors import MesaError
-from mesa.method.poison import StampFraction, fixed_sampler, fraction_count
+from mesa.method.poison import StampFraction, Stamper, fixed_sampler, fraction_count
 from mesa.method.triggers import binary_trigger
 
 
@@ -30,3 +30,13 @@ def test_defense_keeps_labels():
     x, y = torch.zeros(8, 3, 8, 8), torch.arange(8)
     px, py = transform(x, y)
     assert torch.equal(py, y) and (px.flatten(1).sum(1) > 0).sum() == 4
+
+
+def test_a_stamper_stamps_what_is_not_a_patch():
+    """A full-image blend (Neural Cleanse's (1 - m) x + m p) stamps the chosen fraction itself."""
+    mask, pattern = torch.full((1, 8, 8), 0.5), torch.ones(3, 8, 8)
+    blend = Stamper(lambda x, g: (1 - mask) * x + mask * pattern)
+    transform = StampFraction(blend, ratio=0.5, seed=0)
+    x, y = torch.zeros(8, 3, 8, 8), torch.arange(8)
+    px, py = transform(x, y)
+    assert torch.equal(py, y) and (px.flatten(1) == 0.5).all(1).sum() == 4 and (px.flatten(1) == 0).all(1).sum() == 4

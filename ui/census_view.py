@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from mesa.lab.storage import artifacts
+from mesa.method import registry
 from mesa.method.census import OPEN, closure
 from mesa.errors import MesaError
 from mesa.lab.pipeline.probe import BACKDOORED, ask, open_probe
@@ -57,10 +58,15 @@ def label(tag: str, methods) -> str:
 
 
 def default_tags(found: dict) -> list[str]:
-    """Before, the floor and each defense; of pixel-SGD's restarts only the one leaving the most open."""
-    restarts = [t for t in found if t.startswith("defense-pixel-sgd-")]
-    worst = max(restarts, key=lambda t: found[t]["summary"].get("open", 0), default=None)
-    return [t for t in found if t not in restarts or t == worst]
+    """Before, the floor and each defense; of a per-trigger defense's copies (one per restart) only
+    the one leaving the most open."""
+    dropped = set()
+    for d in registry.defenses().values():
+        file = artifacts.method_file(d.name)
+        copies = [t for t in found if d.per_trigger and t.startswith(file + "-") and t[len(file) + 1:].isdigit()]
+        worst = max(copies, key=lambda t: found[t]["summary"].get("open", 0), default=None)
+        dropped |= set(copies) - {worst}
+    return [t for t in found if t not in dropped]
 
 
 def counts(found: dict, tags, methods) -> list[dict]:
@@ -181,7 +187,7 @@ def answer_of(path, trigger: torch.Tensor):
 
 
 def residual(result: dict) -> dict:
-    """A defense's residual backdoor from its census (pixel-sgd: its worst restart): triggers open
+    """A defense's residual backdoor from its census (a per-trigger one: its worst copy): triggers open
     before and after, the worst one left, and the closure."""
     found = result.get("census")
     if not found:
@@ -216,7 +222,7 @@ def residual_chart(table: pd.DataFrame, floor, key: str) -> None:
         return
     long = table.melt("method", ["open before", "open after"], var_name="when", value_name="open triggers").dropna()
     st.plotly_chart(grouped_bars(long, "method", "open triggers", "when", line=floor_line(floor, "open"),
-                                 title="Triggers still open (census, ASR ≥ 0.5; pixel-sgd: its worst restart)"), key=key)
+                                 title="Triggers still open (census, ASR ≥ 0.5; one copy per trigger: the worst)"), key=key)
 
 
 def census_source(path) -> list:

@@ -14,6 +14,7 @@ from mesa.data import cached_data
 from mesa.errors import MesaError
 from mesa.lab.jobs.queue import FAILED, INTERRUPTED, job_queue
 from mesa.lab.storage.runs import list_runs, load_run
+from mesa.method import registry
 
 RUN_KEY = "run_path"
 
@@ -51,12 +52,13 @@ def search_results(path):
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _baseline(path: str, stamp: float):
-    return artifacts.load_baseline(path)
+def _baseline(path: str, stage: str, stamp: float):
+    return artifacts.load_baseline(path, stage)
 
 
-def baseline_results(path):
-    return _baseline(str(path), mtime(Path(path) / artifacts.FOLDER / "baseline.pt"))
+def baseline_results(path, stage: str = "baseline"):
+    """A saved set of reversed triggers (the pixel-SGD baseline's, or another inversion method's stage)."""
+    return _baseline(str(path), stage, mtime(Path(path) / artifacts.FOLDER / f"{stage}.pt"))
 
 
 def active_run() -> Path | None:
@@ -213,14 +215,15 @@ def current_preset() -> dict:
 
 def trigger_sources(path) -> list[tuple[str, "torch.Tensor", "torch.Tensor | None"]]:
     """(source, triggers N x 3 x k x k, per-trigger ASR or None) for every saved kind of trigger of a run:
-    the MESA samples of each beta, the pixel-SGD triggers and the attacker's original trigger."""
+    each inversion method's (MESA's samples per beta; the reversed triggers of the others) and the
+    attacker's original trigger."""
     out = []
-    found = search_results(path)
-    for beta, b in (found or {}).get("betas", {}).items():
-        out.append((f"MESA β={beta:g}", b["samples"], b["asr"]))
-    base = baseline_results(path)
-    if base is not None:
-        out.append(("pixel-SGD", base["triggers"], base["asr"]))
+    for name, inversion in registry.inversions().items():
+        if inversion.gives == "generators":
+            found = search_results(path)
+            out += [(f"MESA β={beta:g}", b["samples"], b["asr"]) for beta, b in (found or {}).get("betas", {}).items()]
+        elif (base := baseline_results(path, inversion.stage)) is not None:
+            out.append((name, base["triggers"], base["asr"]))
     r = run(path)
     if r.trigger is not None:
         out.append(("original", r.trigger[None], torch.tensor([r.metrics["asr"]]) if "asr" in r.metrics else None))

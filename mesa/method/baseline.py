@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mesa.errors import MesaError
+from mesa.method.registry import Inversion, register_inversion
 from mesa.progress import Progress, ProgressFn, ignore
 from mesa.method.search import freeze, unfreeze
 from mesa.method.triggers import parse_location, stamp
@@ -69,3 +70,9 @@ def pixel_sgd_triggers(model, images: torch.Tensor, labels: torch.Tensor, target
     finally:
         unfreeze(model)
     return triggers.detach().cpu(), curve
+
+
+register_inversion(Inversion(
+    "pixel-sgd", "baseline", BaselineConfig, pixel_sgd_triggers, gives="triggers", output="the baseline's triggers",
+    sweep_key=lambda s: {"restarts": s.restarts, "steps": s.baseline_steps, "seed": s.seed},
+    sweep_config=lambda k: (BaselineConfig(**k), {}), help="pixel-space SGD: one reversed trigger per restart"))

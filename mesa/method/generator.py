@@ -1,4 +1,6 @@
 """The trigger generator G_beta and the MINE statistics network T (as in the paper's reference code)."""
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -48,3 +50,26 @@ def sample_noise(n: int, noise_dim: int, device, generator=None, kind: str = "un
     if kind == "gaussian":
         return torch.randn(n, noise_dim, device=device, generator=generator)
     return torch.rand(n, noise_dim, device=device, generator=generator)
+
+
+@dataclass
+class GeneratorSet:
+    """MESA's search as a defense receives it: G_beta per beta, and the noise they were trained on."""
+    by_beta: dict[float, TriggerGenerator]
+    noise: str = "uniform"
+
+    def __len__(self) -> int:
+        return len(self.by_beta)
+
+
+def generator_sampler(gen: TriggerGenerator, seed: int = 0, noise: str = "uniform"):
+    """A Sampler (mesa/method/poison.py): fresh triggers from G (eval mode, no gradient) on every call."""
+    device = next(gen.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    gen.eval()
+
+    @torch.no_grad()
+    def sample(n):
+        return gen(sample_noise(n, gen.noise_dim, device, g, noise))
+
+    return sample

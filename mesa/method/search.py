@@ -15,6 +15,7 @@ from mesa.device import PRECISIONS, autocast
 from mesa.errors import MesaError
 from mesa.method.generator import StatisticsNetwork, TriggerGenerator, sample_noise
 from mesa.method.mine import MineTrainer, mine_lower_bound
+from mesa.method.registry import Inversion, register_inversion
 from mesa.progress import Progress, ProgressFn, ignore
 from mesa.method.census import class_rates
 from mesa.method.triggers import parse_location, stamp
@@ -210,3 +211,11 @@ def search(model, images, labels, target: int, cfg: SearchConfig, num_classes: i
     finally:
         unfreeze(model)
     return results
+
+
+register_inversion(Inversion(
+    "mesa", "search", SearchConfig, search, gives="generators", output="MESA's generators",
+    sweep_key=lambda s: {"betas": s.betas, "epochs": s.search_epochs, "samples": s.samples, "seed": s.seed},
+    sweep_config=lambda k: (SearchConfig(betas=k["betas"], epochs=k["epochs"], seed=k["seed"]),
+                            {"num_samples": k["samples"]}),
+    help="MESA: one generator per beta, the distribution of triggers"))

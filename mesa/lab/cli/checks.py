@@ -20,9 +20,10 @@ def run_config(run) -> dict:
 
 def _defense_saved(run, method: str) -> None:
     from mesa.lab.storage import artifacts
+    from mesa.method.registry import is_per_trigger
 
-    folder = Path(run) / artifacts.FOLDER
-    kept = folder / f"{artifacts.method_file(method)}.{'json' if method == 'pixel-sgd' else 'pt'}"
+    folder = Path(run) / artifacts.FOLDER  # a per-trigger defense keeps no model, only its JSON (and census)
+    kept = folder / f"{artifacts.method_file(method)}.{'json' if is_per_trigger(method) else 'pt'}"
     if not kept.is_file():
         saved = sorted(p.stem[len("defense-"):] for p in folder.glob("defense-*.json"))
         raise MesaError(f"no defended model saved for {method!r} in {run} (saved: {', '.join(saved) or 'none'}): "

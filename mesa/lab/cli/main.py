@@ -6,6 +6,8 @@ import math
 import sys
 
 from mesa.errors import MesaError
+from mesa.method import registry
+from mesa.method.defense import STAMPED, parse_method
 from mesa.models import TRAINED_HERE
 from mesa.lab.cli.commands import (cmd_attack, cmd_baseline, cmd_census, cmd_defend, cmd_demo, cmd_detect, cmd_eval,
                                    cmd_import, cmd_search, cmd_triggers)
@@ -34,6 +36,16 @@ def add_precision(p):
 def add_location(p):
     p.add_argument("--location", default=None,
                    help="where triggers are stamped: random or fixed:ROW,COL (default: where the run's attack stamped)")
+
+
+def defense_method(text: str) -> str:
+    """A --method that names a registered defense (mesa/method/registry.py), checked as it is parsed."""
+    parse_method(text)
+    return text
+
+
+def methods_help() -> str:
+    return "; ".join(f"{d.name}: {d.help}" for d in registry.defenses().values())
 
 
 def build_parser() -> ArgumentParser:
@@ -93,11 +105,14 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("defend", help="retrain a run to remove its backdoor, and measure it")
     p.add_argument("run")
-    p.add_argument("--method", default="ensemble", help="ensemble, mesa:BETA, pixel-sgd, original or finetune")
+    p.add_argument("--method", default=registry.headline(), type=defense_method,
+                   metavar="{" + ",".join(registry.defense_names()) + "}", help=methods_help())
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--poison-ratio", type=float, default=0.5,
-                   help="fraction of each batch stamped, labels kept (0.5: the best measured, docs/RESULTS.md)")
-    p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: use the first N baseline triggers")
+    p.add_argument("--poison-ratio", type=float, default=STAMPED,
+                   help=f"fraction of each batch stamped, labels kept ({STAMPED:g}: the best measured, docs/RESULTS.md)")
+    p.add_argument("--restarts", type=int, default=None,
+                   help="a per-trigger defense (" + ", ".join(d.name for d in registry.defenses().values() if d.per_trigger)
+                        + "): use the first N of its triggers")
     p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
     p.add_argument("--census", default="binary", choices=["binary", "color", "none"],
                    help="the census of triggers left open after the defense (default: every binary pattern)")
@@ -114,7 +129,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--samples", type=int, default=None,
                    help="how many triggers (binary: all when k <= 3, else required; color: 4096)")
     p.add_argument("--images", type=int, default=256, help="held-out images per trigger")
-    p.add_argument("--defense", default=None, help="the census of a saved defense's model (e.g. ensemble, mesa:0.9)")
+    p.add_argument("--defense", default=None, type=defense_method,
+                   help="the census of a saved defense's model: " + ", ".join(registry.defense_names()))
     p.add_argument("--exhaustive", action="store_true",
                    help="every trigger on every image (default: adaptive, more images only where a verdict is uncertain)")
     p.add_argument("--seed", type=int, default=0)

@@ -16,8 +16,7 @@ from typing import Callable
 
 from mesa.data import cache_root
 from mesa.errors import MesaError
-
-HEAVY_COMMANDS = {"attack", "search", "baseline", "defend", "detect", "census", "sweep", "demo", "import"}
+from mesa.method.registry import heavy_commands
 
 
 def lock_path() -> Path:
@@ -78,7 +77,7 @@ def is_free() -> bool:
 def cli_turn(command: str, argv: list[str], read_only: bool = False):
     """The CLI's turn for a heavy command (a light or read-only one, e.g. `sweep --table`, runs at
     once), the wait told on stderr. The CLI checks its arguments before (mesa/lab/cli/checks.py)."""
-    if command not in HEAVY_COMMANDS or read_only:
+    if command not in heavy_commands() or read_only:
         return nullcontext()
     label = " ".join(["python -m mesa", *argv])[:200]
     return machine_turn(label, on_wait=lambda message: print(message, file=sys.stderr, flush=True))

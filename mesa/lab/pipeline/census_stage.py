@@ -60,12 +60,13 @@ def census_report(ws: Workspace, before: Census, after: Census, cfg: CensusConfi
             "closure": closure(before.asr, after.asr, _floor_asr(ws, cfg))}
 
 
-def pixel_sgd_census(ws: Workspace, cfg: CensusConfig) -> dict:
-    """pixel-sgd keeps no defended model (one per restart): its census is the one taken during the defense."""
-    saved = artifacts.load_defenses(ws.run.path).get("pixel-sgd")
+def per_trigger_census(ws: Workspace, cfg: CensusConfig, method: str) -> dict:
+    """A per-trigger defense keeps no defended model (one per trigger): its census is the
+    one taken during the defense."""
+    saved = artifacts.load_defenses(ws.run.path).get(method)
     report = (saved or {}).get("census")
     if report is None or report["after"]["family"] != cfg.family:
-        raise MesaError(f"no {cfg.family} census of the pixel-sgd defense in {ws.run.path}: its defended models are "
-                        f"not kept, so run `defend --method pixel-sgd --census {cfg.family}` again")
+        raise MesaError(f"no {cfg.family} census of the {method} defense in {ws.run.path}: its defended models are "
+                        f"not kept, so run `defend --method {method} --census {cfg.family}` again")
     return {**report["after"], "closure": report["closure"], "before": report["before"],
             "restarts": report.get("restarts", [])}

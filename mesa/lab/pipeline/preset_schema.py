@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from mesa.device import PRECISIONS
 from mesa.errors import MesaError
 from mesa.method.census import FAMILIES
+from mesa.method.defense import parse_method
 from mesa.models import ARCHITECTURES
 
 MAX_CHARS = 64_000  # a preset's JSON text (the built-in ones are under 1,000)
@@ -102,6 +103,17 @@ def items(each, low: int, high: int, optional: bool = False):
     return check
 
 
+def defense(v):
+    """A defense of mesa/method/registry.py, as typed ("mesa:0.9")."""
+    if (why := text(40)(v)) is not None:
+        return why
+    try:
+        parse_method(v)
+    except MesaError as e:
+        return f"is not a defense: {str(e)[:200]}"
+    return None
+
+
 def in_runs(optional: bool = True):
     """A name or relative path inside the runs folder: a preset never points outside it."""
     def check(v):
@@ -131,7 +143,7 @@ SECTIONS = {
                "mine_rate": number(0, 1), "trigger_size": TRIGGER_SIZE, "seed": SEED,
                "log_every": integer(1, 10**6), "snapshot_size": integer(1, 4_096), "location": LOCATION,
                "precision": PRECISION},
-    "defense": {"methods": items(text(40), 1, 16), "epochs": EPOCHS, "poison_ratio": RATIO, "lr": LR,
+    "defense": {"methods": items(defense, 1, 16), "epochs": EPOCHS, "poison_ratio": RATIO, "lr": LR,
                 "momentum": MOMENTUM, "batch_size": BATCH, "restarts": integer(1, 1_000, optional=True),
                 "augment": flag, "location": LOCATION, "seed": SEED, "precision": PRECISION},
     "baseline": {"restarts": integer(1, 1_000), "steps": integer(1, 100_000), "images_per_restart": integer(1, 4_096),

@@ -15,7 +15,8 @@ from pathlib import Path
 from mesa.method.attack import AttackConfig
 from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig
-from mesa.method.defense import DefenseConfig, parse_method
+from mesa.method import registry
+from mesa.method.defense import DefenseConfig
 from mesa.errors import MesaError
 from mesa.lab.pipeline import preset_schema
 from mesa.lab.storage.runs import runs_root
@@ -62,9 +63,7 @@ def search_config(preset: dict) -> SearchConfig:
 
 def defense_configs(preset: dict) -> list[DefenseConfig]:
     section = dict(preset.get("defense", {}))
-    methods = section.pop("methods", ["ensemble"])
-    for m in methods:
-        parse_method(m)
+    methods = section.pop("methods", [registry.headline()])  # each checked by the schema (preset_schema.defense)
     return [DefenseConfig(method=m, **section) for m in methods]
 
 

@@ -40,7 +40,7 @@ class Answer:
 
 
 def kept_defenses(run_path) -> list[str]:
-    """The methods of every defense of the run that kept its model (pixel-sgd keeps none)."""
+    """The methods of every defense of the run that kept its model (a per-trigger defense keeps none)."""
     folder = Path(run_path) / artifacts.FOLDER
     return [m for m in artifacts.load_defenses(run_path) if (folder / f"{artifacts.method_file(m)}.pt").is_file()]
 

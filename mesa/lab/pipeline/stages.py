@@ -8,12 +8,14 @@ import torch
 
 from mesa.lab.storage import artifacts
 from mesa.lab.pipeline.search_coverage import search_coverage
-from mesa.lab.pipeline.census_stage import census_betas, census_of, census_report, pixel_sgd_census, saved_census, take
+from mesa.lab.pipeline.census_stage import census_betas, census_of, census_report, per_trigger_census, saved_census, take
 from mesa.lab.storage.workspace import Workspace, need_target, open_run, stamp_location, trigger_size  # noqa: F401 - open_run: callers open runs through stages
-from mesa.method.baseline import BaselineConfig, pixel_sgd_triggers
+from mesa.method import registry
+from mesa.method.baseline import BaselineConfig
 from mesa.method.census import COLOR_DEFAULT, ENUMERABLE, MAX_SAMPLES, CensusConfig, summarize, take_census
-from mesa.method.defense import DefenseConfig, defend
+from mesa.method.defense import DefenseConfig, DefenseInputs, defend
 from mesa.method.detection import DetectionConfig, detect, with_census
+from mesa.method.generator import GeneratorSet
 from mesa.errors import MesaError
 from mesa.progress import ProgressFn, ignore
 from mesa.method.search import SearchConfig, per_trigger_asr, search
@@ -35,23 +37,48 @@ def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_
     return {"run": str(ws.run.path), "target": target, "betas": [r.summary() for r in results]}
 
 
-def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
+def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False,
+                 stage: str = "baseline") -> dict:
+    """The stage of an inversion method that reverses a set of triggers (`gives` "triggers": the
+    pixel-SGD baseline), saved as mesa/STAGE.json/.pt with each trigger's held-out ASR."""
+    entry = registry.inversion_of(stage)
     target = need_target(ws)
-    cfg = replace(cfg, trigger_size=trigger_size(ws, cfg.trigger_size), location=stamp_location(ws, cfg.location))
-    triggers, curve = pixel_sgd_triggers(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
-    asr = per_trigger_asr(ws.run.model, *ws.held_out, triggers, target, location=cfg.location)
-    artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve)
+    cfg = _run_defaults(ws, cfg)
+    triggers, curve = entry.run(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
+    asr = (entry.measure or per_trigger_asr)(ws.run.model, *ws.held_out, triggers, target,
+                                             location=getattr(cfg, "location", None))
+    artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve, entry.stage)
     return {"run": str(ws.run.path), "restarts": len(triggers), "mean_asr": asr.mean().item(),
             "min_asr": asr.min().item()}
 
 
+def _run_defaults(ws: Workspace, cfg):
+    """The run's trigger size and stamping place, for a config that has those settings."""
+    fields, changes = cfg.__dataclass_fields__, {}
+    if "trigger_size" in fields:
+        changes["trigger_size"] = trigger_size(ws, cfg.trigger_size)
+    if "location" in fields:
+        changes["location"] = stamp_location(ws, cfg.location)
+    return replace(cfg, **changes)
+
+
+def run_inversion(ws: Workspace, method: str, cfg, on_progress: ProgressFn = ignore, should_stop=lambda: False,
+                  **options) -> dict:
+    """Any registered inversion method's stage (the sweep runs each through this)."""
+    entry = registry.inversion(method)
+    if entry.gives == "generators":
+        return run_search(ws, cfg, on_progress=on_progress, should_stop=should_stop, **options)
+    return run_baseline(ws, cfg, on_progress, should_stop, entry.stage, **options)
+
+
 def defended_model(ws: Workspace, method: str):
-    """The defended model saved by `defend --method METHOD` (pixel-sgd keeps one per restart: none)."""
+    """The defended model saved by `defend --method METHOD` (a per-trigger defense keeps none)."""
     state = artifacts.load_defended_state(ws.run.path, method)
     if state is None:
         saved = sorted(artifacts.load_defenses(ws.run.path))
+        per_trigger = [d.name for d in registry.defenses().values() if d.per_trigger]
         raise MesaError(f"no defended model saved for {method!r} in {ws.run.path} (saved: {', '.join(saved) or 'none'}; "
-                        "pixel-sgd keeps none, its census per restart is taken during the defense)")
+                        f"{', '.join(per_trigger)} keep none, their census per trigger is taken during the defense)")
     model = copy.deepcopy(ws.run.model)
     try:
         model.load_state_dict(state)
@@ -65,8 +92,8 @@ def run_census(ws: Workspace, cfg: CensusConfig, defense: str | None = None) -> 
     of the defense against the before census."""
     if ws.run.target is None:
         raise MesaError(f"run {ws.run.path} has no target class: run `detect` first or pass --target")
-    if defense == "pixel-sgd":
-        return {"run": str(ws.run.path), "tag": artifacts.method_file(defense), **pixel_sgd_census(ws, cfg)}
+    if defense is not None and registry.is_per_trigger(defense):
+        return {"run": str(ws.run.path), "tag": artifacts.method_file(defense), **per_trigger_census(ws, cfg, defense)}
     defended = defended_model(ws, defense) if defense is not None else None  # a missing defense: before any census
     before = saved_census(ws, "before", cfg) or census_of(ws, ws.run.model, "before", cfg)
     if defense is None:
@@ -79,36 +106,45 @@ def run_census(ws: Workspace, cfg: CensusConfig, defense: str | None = None) -> 
 
 
 def _inspector(ws: Workspace, cfg: DefenseConfig, census_cfg: CensusConfig, taken: list):
-    """Census of each defended model (per restart for pixel-sgd), reported beside its ASR and kept in
-    `taken` for the defense's save (they are one set with its weights)."""
+    """Census of each defended model (per trigger for a per-trigger defense), reported beside its ASR
+    and kept in `taken` for the defense's save (they are one set with its weights)."""
     k = census_cfg.trigger_size or trigger_size(ws, 3)
     if census_cfg.family == "binary" and census_cfg.samples is None and k > ENUMERABLE:
         census_cfg = replace(census_cfg, samples=COLOR_DEFAULT)  # too many patterns: a seeded sample
     tag = artifacts.method_file(cfg.method)
     before = []  # taken with the first defended model, so a defense that cannot start costs nothing
 
-    def inspect(model, restart):
+    def inspect(model, index):
         if not before:
             before.append(saved_census(ws, "before", census_cfg) or census_of(ws, ws.run.model, "before", census_cfg))
         after, summary, settings = take(ws, model, census_cfg)
-        taken.append((tag if restart is None else f"{tag}-{restart + 1}", after, summary, settings))
+        taken.append((tag if index is None else f"{tag}-{index + 1}", after, summary, settings))
         return census_report(ws, before[0], after, census_cfg)
 
     return inspect
 
 
-def _census_of_result(result: dict) -> dict | None:
-    """The defense's census: before, after (for pixel-sgd its worst restart, the most triggers left
-    open) and the closure; per-restart reports kept beside."""
-    if "inspection" in result:
-        return result.pop("inspection")
-    reports = [r.pop("inspection") for r in result.get("restarts", []) if "inspection" in r]
+def census_of_defense(reports: list[dict], per_trigger: bool) -> dict | None:
+    """The defense's census from the report of each defended model: before, after and the closure;
+    a per-trigger defense's is its worst copy's (the most triggers left open), every copy's beside."""
     if not reports:
         return None
+    if not per_trigger:
+        return reports[0]
     worst = max(reports, key=lambda r: (r["after"].get("open", 0), r["after"].get("worst_asr", 0)))
     closures = [r["closure"] for r in reports if r["closure"] is not None]
     return {**worst, "restarts": [{"after": r["after"], "closure": r["closure"]} for r in reports],
             "mean_closure": sum(closures) / len(closures) if closures else None}
+
+
+def made_by(ws: Workspace, method: str, search_found: dict | None):
+    """What an inversion method saved in the run, as a defense made from it receives it; None when unsaved."""
+    entry = registry.inversion(method)
+    if entry.gives == "generators":
+        return (GeneratorSet({b: v["generator"] for b, v in search_found["betas"].items()},
+                             search_found["config"].get("noise", "uniform")) if search_found else None)
+    saved = artifacts.load_baseline(ws.run.path, entry.stage)
+    return saved["triggers"] if saved else None
 
 
 def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False,
@@ -116,29 +152,26 @@ def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ign
     run = ws.run
     need_target(ws)
     cfg = replace(cfg, location=stamp_location(ws, cfg.location))
+    entry, _ = registry.defense(cfg.method)
     found = artifacts.load_search(run.path, ws.data.train_images.device)
     if found and found["target"] != run.target:
         raise MesaError(f"the saved search targets class {found['target']}, the run's backdoor class {run.target}; "
                         "search again without --target")
-    baseline = artifacts.load_baseline(run.path)
-    noise = found["config"].get("noise", "uniform") if found else "uniform"
+    inputs = DefenseInputs(run.trigger, run.target, ws.modeling, ws.held_out,
+                           made_by(ws, entry.uses, found) if entry.uses else None)
     taken = []
-    result, defended = defend(run.model, run.trigger, run.target, ws.modeling, ws.held_out, cfg,
-                              {b: v["generator"] for b, v in found["betas"].items()} if found else None,
-                              baseline["triggers"] if baseline else None, noise, on_progress, should_stop,
+    result, defended = defend(run.model, inputs, cfg, on_progress, should_stop,
                               _inspector(ws, cfg, census, taken) if census is not None else None)
-    report = _census_of_result(result)
-    if report is not None:
-        result["census"] = report
+    result.census = census_of_defense(result.inspections, entry.per_trigger)
     if found and defended is not None and run.trigger is None:  # no planted trigger to measure: MESA's own samples
-        result["samples_asr"] = _samples_asr(ws, found, defended, cfg.location)
-    artifacts.save_defense(run.path, result, defended, taken)
-    summary = {"run": str(run.path), "method": cfg.method, "before": result["before"], "after": result["after"],
-               "worst_asr": result["worst_asr"], "seconds": result["seconds"]}
-    if report is not None:
-        summary["census"] = {k: report[k] for k in ("before", "after", "closure")}
-    if "samples_asr" in result:
-        summary["samples_asr"] = result["samples_asr"]
+        result.samples_asr = _samples_asr(ws, found, defended, cfg.location)
+    artifacts.save_defense(run.path, result.to_dict(), defended, taken)
+    summary = {"run": str(run.path), "method": cfg.method, "before": result.before, "after": result.after,
+               "worst_asr": result.worst_asr, "seconds": result.seconds}
+    if result.census is not None:
+        summary["census"] = {k: result.census[k] for k in ("before", "after", "closure")}
+    if result.samples_asr is not None:
+        summary["samples_asr"] = result.samples_asr
     return summary
 
 

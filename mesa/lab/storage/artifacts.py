@@ -2,7 +2,7 @@
 
     mesa/search.json          config, target, per-beta summary and loss curves
     mesa/generator-B.pt       G_beta weights         mesa/samples-B.pt  samples, their ASR, snapshots
-    mesa/baseline.json/.pt    pixel-SGD triggers, their ASR and curve
+    mesa/baseline.json/.pt    pixel-SGD triggers, their ASR and curve (another inversion method's: STAGE.json/.pt)
     mesa/defense-METHOD.json  before/after metrics and per-epoch history (+ .pt: defended weights)
     mesa/detection.json       per-class achievable ASR
     mesa/census-TAG-FAMILY.json/.pt  a census (TAG: before, floor, defense-METHOD[-RESTART]): summary,
@@ -110,19 +110,20 @@ def load_search(run_path, device="cpu") -> dict | None:
     return {"config": cfg, "target": meta["target"], "betas": betas}
 
 
-def save_baseline(run_path, triggers, asr, cfg, curve) -> None:
-    _commit(_dir(run_path), {"baseline.pt": {"triggers": triggers, "asr": asr}}, "baseline.json",
+def save_baseline(run_path, triggers, asr, cfg, curve, stage: str = "baseline") -> None:
+    """A set of reversed triggers (an inversion method's whose stage is `stage`: STAGE.json and .pt)."""
+    _commit(_dir(run_path), {f"{stage}.pt": {"triggers": triggers, "asr": asr}}, f"{stage}.json",
             {"config": cfg.to_dict(), "curve": curve, "mean_asr": asr.mean().item(), "min_asr": asr.min().item()})
 
 
-def load_baseline(run_path) -> dict | None:
+def load_baseline(run_path, stage: str = "baseline") -> dict | None:
     d = _dir(run_path)
-    if not (d / "baseline.json").is_file():
+    if not (d / f"{stage}.json").is_file():
         return None
-    meta = _meta(d / "baseline.json", "baseline results", {"config": dict})
-    found = _part(d, meta, "baseline.pt", "baseline triggers")
+    meta = _meta(d / f"{stage}.json", f"{stage} results", {"config": dict})
+    found = _part(d, meta, f"{stage}.pt", f"{stage} triggers")
     if not isinstance(found, dict) or not {"triggers", "asr"} <= set(found):
-        raise MesaError(f"baseline triggers {d / 'baseline.pt'} are not MESA Lab triggers")
+        raise MesaError(f"{stage} triggers {d / f'{stage}.pt'} are not MESA Lab triggers")
     return {**_public(meta), **found}
 
 

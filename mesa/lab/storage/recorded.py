@@ -6,7 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesa.method.defense import STAMPED
 from mesa.method.intervals import noise_max, overlap, rate_ci, sign_test
+from mesa.method.registry import is_per_trigger
 from mesa.resources import resource
 
 RESULTS_DIR = resource("results")
@@ -36,7 +38,7 @@ def _label(settings: dict) -> str:
 
 def _command(settings: dict, cases: int) -> str:
     flags = [f"--cases {cases}"]
-    if settings["defense_poison_ratio"] != 0.5:
+    if settings["defense_poison_ratio"] != STAMPED:
         flags.append(f"--poison-ratio {settings['defense_poison_ratio']:g}")
     if settings.get("attack_recipe", "ours") != "ours":
         flags.append(f"--recipe {settings['attack_recipe']}")
@@ -51,8 +53,8 @@ def _finished(record: dict) -> list[dict]:
 
 
 def list_records(folder: Path | None = None) -> tuple[list[Record], list[str]]:
-    """The records with at least one finished case with a census, our attack at 0.5 first, then by
-    stamped fraction (highest first); and one line per file that could not be read."""
+    """The records with at least one finished case with a census, our attack at the default stamped
+    fraction first, then by stamped fraction (highest first); and one line per file that could not be read."""
     records, problems = [], []
     for path in sorted(Path(folder or RESULTS_DIR).glob(RECORD_GLOB)):
         try:
@@ -63,16 +65,17 @@ def list_records(folder: Path | None = None) -> tuple[list[Record], list[str]]:
                                       _command(settings, cases)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             problems.append(f"{path.name}: not a readable record ({type(e).__name__}: {e})")
-    return sorted(records, key=lambda r: (r.label != "stamped fraction 0.5", "," in r.label, -r.stamped)), problems
+    return sorted(records, key=lambda r: (r.label != _label({"defense_poison_ratio": STAMPED}), "," in r.label,
+                                          -r.stamped)), problems
 
 
 def planted_images(case: dict) -> int | None:
     """The held-out images (outside the target class) the planted trigger was measured on. Records
     before the counts were kept: the one count that makes every single-model ASR of the case a whole
-    number of images (1,791 on CIFAR-10 for class 0); pixel-SGD's is a mean over restarts, left out."""
+    number of images (1,791 on CIFAR-10 for class 0); a per-trigger defense's is a mean over restarts, left out."""
     if case["before"].get("asr_images"):
         return case["before"]["asr_images"]
-    rates = [case["before"]["asr"]] + [d["after"]["asr"] for m, d in case["defenses"].items() if m != "pixel-sgd"]
+    rates = [case["before"]["asr"]] + [d["after"]["asr"] for m, d in case["defenses"].items() if not is_per_trigger(m)]
     return next((n for n in range(100, 20001) if all(abs(r * n - round(r * n)) < 1e-3 for r in rates)), None)
 
 
@@ -104,7 +107,7 @@ def residual_rows(path: Path) -> list[dict]:
         for method, d in c["defenses"].items():
             census = d.get("census") or {}
             rows.append(_row(case, method, d["after"]["asr"], census.get("after"), n, n_census,
-                             d["worst_asr"] if method == "pixel-sgd" else None, census.get("closure")))
+                             d["worst_asr"] if is_per_trigger(method) else None, census.get("closure")))
     return rows
 
 

@@ -18,15 +18,14 @@ from pathlib import Path
 from mesa import atomic
 from mesa.method.attack import AttackConfig
 from mesa.lab.pipeline.attack_stage import run_attack
-from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig, summarize
 from mesa.data import cached_data
-from mesa.method.defense import DefenseConfig, parse_method
+from mesa.method import registry
+from mesa.method.defense import DefenseConfig
 from mesa.method.metrics import attack_success_rate, evaluate
 from mesa.lab.storage.runs import load_run, read_json
-from mesa.method.search import SearchConfig
 from mesa.lab.storage.bases import base_identity, has_shipped_base, shipped_base
-from mesa.lab.pipeline.stages import census_of, open_run, run_baseline, run_census, run_defense, run_search
+from mesa.lab.pipeline.stages import census_of, open_run, run_census, run_defense, run_inversion
 from mesa.lab.sweep.plan import Case, SweepConfig, attack_variant, defense_variant, slug, suffix
 from mesa.method.triggers import parse_trigger
 
@@ -151,14 +150,11 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
         return load_run(base["run"], ws().data.train_images.device).model
 
     measured = stages.run("measure", {"attack": after_attack}, lambda: _measure(case, ws(), base_model()))
-    search_key = {"attack": after_attack, "betas": cfg.betas, "epochs": cfg.search_epochs, "samples": cfg.samples,
-                  "seed": cfg.seed}
-    search = stages.run("search", search_key, lambda: run_search(
-        ws(), SearchConfig(betas=cfg.betas, epochs=cfg.search_epochs, seed=cfg.seed), num_samples=cfg.samples,
-        on_progress=log.progress)["betas"])
-    baseline_key = {"attack": after_attack, "restarts": cfg.restarts, "steps": cfg.baseline_steps, "seed": cfg.seed}
-    baseline = stages.run("baseline", baseline_key, lambda: run_baseline(
-        ws(), BaselineConfig(restarts=cfg.restarts, steps=cfg.baseline_steps, seed=cfg.seed), log.progress))
+    made, made_from = {}, {}  # per inversion method: its stage's result, and the digest of its key
+    for method, entry in registry.inversions().items():
+        key = {"attack": after_attack, **entry.sweep_key(cfg)}
+        made[entry.stage] = stages.run(entry.stage, key, functools.partial(_inversion, ws, method, key, log))
+        made_from[method] = digest(key)
     census_cfg, census = census_config(cfg), {}
     census_key = census_cfg.to_dict() if census_cfg else None
     if census_cfg:  # the clean base's census first: triggers open on it do not count against a defense
@@ -166,18 +162,32 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
                                      lambda: summarize(census_of(ws(), base_model(), "floor", census_cfg)))
         census["before"] = stages.run("census-before", {"attack": after_attack, **census_key},
                                       lambda: run_census(ws(), census_cfg))
-    made_from = {"mesa": digest(search_key), "ensemble": digest(search_key), "pixel-sgd": digest(baseline_key)}
     defenses = {}
-    for method in sorted(cfg.defenses, key=lambda m: m != "ensemble"):  # the headline number first
-        key = {"attack": after_attack, "from": made_from.get(parse_method(method)[0]), "method": method,
-               "epochs": cfg.defense_epochs, "poison_ratio": cfg.defense_poison_ratio, "seed": cfg.seed,
-               "census": census_key, **({} if cfg.defense_augment else {"augment": False})}
+    for method in sorted(cfg.defenses, key=lambda m: not registry.defense(m)[0].headline):  # the headline first
+        key = defense_key(cfg, method, after_attack, made_from, census_key)
         dcfg = DefenseConfig(method=method, epochs=cfg.defense_epochs, poison_ratio=cfg.defense_poison_ratio,
                              seed=cfg.seed, augment=cfg.defense_augment)
         name = f"defense-{method.replace(':', '-')}" + suffix(defense_variant(cfg))
         defenses[method] = stages.run(name, key, lambda: _defense(ws(), dcfg, census_cfg, log))
-    return {"run": attacked["run"], "attack": attacked["metrics"], **measured, "search": search,
-            "baseline": baseline, "defenses": defenses, "census": census}
+    return {"run": attacked["run"], "attack": attacked["metrics"], **measured, **made, "defenses": defenses,
+            "census": census}
+
+
+def _inversion(ws, method: str, key: dict, log: Log):
+    """One inversion method's stage; the search keeps its per-beta summaries."""
+    entry = registry.inversion(method)
+    cfg, options = entry.sweep_config({k: v for k, v in key.items() if k != "attack"})
+    result = run_inversion(ws(), method, cfg, log.progress, **options)
+    return result["betas"] if entry.gives == "generators" else result
+
+
+def defense_key(cfg: SweepConfig, method: str, after_attack: str, made_from: dict, census_key: dict | None) -> dict:
+    """What a defense's sweep stage depends on: the attack, the key of the inversion method it is made
+    from (a changed search or baseline redoes it), its own settings and the census's."""
+    uses = registry.defense(method)[0].uses
+    return {"attack": after_attack, "from": made_from[uses] if uses else None, "method": method,
+            "epochs": cfg.defense_epochs, "poison_ratio": cfg.defense_poison_ratio, "seed": cfg.seed,
+            "census": census_key, **({} if cfg.defense_augment else {"augment": False})}
 
 
 def _measure(case: Case, ws, base_model) -> dict:

@@ -10,6 +10,7 @@ DEFAULTS_NOTE = ("attack defaults: 3 epochs, lr 0.01, 3% poison, what the small 
 
 def add_sweep_command(sub, add_common):
     from mesa.lab.sweep.plan import ATTACK_RECIPES, SweepConfig
+    from mesa.method import registry
     from mesa.models import TRAINED_HERE
 
     d = SweepConfig(out="")
@@ -37,7 +38,7 @@ def add_sweep_command(sub, add_common):
     p.add_argument("--samples", type=int, default=d.samples, help="MESA triggers sampled per beta to measure")
     p.add_argument("--restarts", type=int, default=d.restarts, help="pixel-SGD baseline restarts")
     p.add_argument("--baseline-steps", type=int, default=d.baseline_steps)
-    p.add_argument("--defenses", nargs="+", default=d.defenses, help="ensemble, mesa:BETA, pixel-sgd, original, finetune")
+    p.add_argument("--defenses", nargs="+", default=d.defenses, help=", ".join(registry.defense_names()))
     p.add_argument("--defense-epochs", type=int, default=d.defense_epochs)
     p.add_argument("--defense-poison-ratio", type=float, default=d.defense_poison_ratio,
                    help="share of images stamped while retraining; another value is saved beside the default's")

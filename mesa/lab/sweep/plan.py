@@ -5,7 +5,8 @@ from pathlib import Path
 
 from mesa.image_folder import list_folder
 from mesa.method.census import MAX_SAMPLES, CensusConfig
-from mesa.method.defense import parse_method
+from mesa.method import registry
+from mesa.method.defense import STAMPED, parse_method
 from mesa.errors import MesaError
 from mesa.method.triggers import canonical_patterns, parse_trigger
 
@@ -39,9 +40,9 @@ class SweepConfig:
     samples: int = 256  # triggers sampled per beta to measure
     restarts: int = 5  # pixel-SGD baseline (the paper's 10, halved for time as the CIFAR bench)
     baseline_steps: int = 300
-    defenses: list[str] = field(default_factory=lambda: ["ensemble", "mesa:0.9", "pixel-sgd", "finetune"])
+    defenses: list[str] = field(default_factory=registry.default_defenses)  # mesa/method/registry.py
     defense_epochs: int = 10
-    defense_poison_ratio: float = 0.5  # measured best of 0.01-0.5 on CIFAR-10 (docs/RESULTS.md)
+    defense_poison_ratio: float = STAMPED
     defense_augment: bool = True  # crop + flip while retraining (the reference code retrains without)
     census: str | None = "binary"  # the trigger family of the census (binary or color), None for none
     census_samples: int | None = None
@@ -79,8 +80,7 @@ def attack_variant(cfg: SweepConfig) -> str:
 def defense_variant(cfg: SweepConfig) -> str:
     """'' for the default stamped fraction with augmentation; else a suffix naming the variant, so the
     defenses at 0.01 or without augmentation are saved beside those at the default, not over them."""
-    d = SweepConfig(out="")
-    parts = [f"p{cfg.defense_poison_ratio:g}"] if cfg.defense_poison_ratio != d.defense_poison_ratio else []
+    parts = [f"p{cfg.defense_poison_ratio:g}"] if cfg.defense_poison_ratio != STAMPED else []
     parts += [] if cfg.defense_augment else ["noaug"]
     return slug("defense", *parts) if parts else ""
 

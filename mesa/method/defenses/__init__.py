@@ -1,0 +1,1 @@
+"""The defenses, one file each, registered in mesa/method/registry.py's MODULES."""
