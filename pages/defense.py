@@ -20,7 +20,7 @@ through_app()
 PAPER = pd.DataFrame([{"method": "before defense" if m == "before" else m, "mean ASR": v, "worst ASR": TABLE_1["worst"][m]}
                       for m, v in TABLE_1["mean"].items()])  # Qiao et al. 2019, CIFAR-10 ResNet-18, 51 triggers
 
-st.title("Defense: unlearn the backdoor")
+st.title("Defense: remove the backdoor")
 path = active_run()
 if path is None:
     st.info("No saved run: train one on the **Model** page first.")

@@ -32,8 +32,9 @@ for name, triggers, asr in sources:
     idx = idx[:count]
     st.markdown(f"**{name}**: {len(triggers)} trigger(s)"
                 + (f", mean ASR {asr.mean():.1%}, {(asr > 0.5).float().mean():.0%} above 50%" if asr is not None else ""))
-    st.image([trigger_image(triggers[i], size) for i in idx],
-             caption=[f"{asr[i]:.0%}" if asr is not None else "" for i in idx], width=size)
+    per_class = triggers.shape[1] == 4  # full-image masks and patterns, one per class, each toward its own
+    st.image([trigger_image(triggers[i], size) for i in idx], width=size, caption=[
+        (f"class {i}: " if per_class else "") + (f"{asr[i]:.0%}" if asr is not None else "") for i in idx])
 
 rows = [{"source": name, "asr": a} for name, _, asr in sources if asr is not None and len(asr) > 1 for a in asr.tolist()]
 if rows:

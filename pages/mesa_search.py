@@ -3,7 +3,7 @@ baseline, and detection (which class admits a whole distribution of working trig
 import pandas as pd
 import streamlit as st
 
-from mesa.method.baseline import BaselineConfig
+from mesa.method import registry
 from mesa.method.detection import DetectionConfig
 from mesa.lab.storage.artifacts import load_detection
 from mesa.lab.jobs.tasks import stage_work
@@ -28,7 +28,7 @@ st.caption(f"Run `{path.name}`: target class {r.target} ({r.config['classes'][r.
            else f"Run `{path.name}`: a model trained elsewhere, its backdoor's class unknown: run **Detection** "
                 "first; search, baseline and defenses then work toward its suspect.")
 
-TABS, BETAS = ["MESA search", "Pixel-SGD baseline", "Detection"], [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+TABS, BETAS = ["MESA search", "Baselines", "Detection"], [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 search_tab, baseline_tab, detect_tab = st.tabs(TABS, key=choice("tab", TABS[0], TABS), on_change="rerun")
 
 with search_tab:
@@ -76,34 +76,44 @@ with search_tab:
             col.image(mosaic(b["samples"][:64], columns=8), caption=f"β={beta:g}: mean ASR {b['mean_asr']:.1%}")
 
 with baseline_tab:
-    st.markdown("The baseline reverse-engineers **one** trigger per restart by SGD on its pixels.")
+    st.markdown("What MESA is compared with: methods that reverse **one** trigger (per restart, or per class).")
+    reversers = registry.run_by("baseline")
+    method = st.segmented_control("Method", reversers, key=choice("reverser", reversers[0], reversers)) or reversers[0]
+    entry = registry.inversion(method)
+    st.caption(entry.help)
     c1, c2 = st.columns(2)
-    restarts = c1.number_input("restarts", 1, 100, 10)
-    steps = c2.number_input("steps", 10, 5000, 100, 10)
-    if st.button("Run pixel-SGD baseline", icon=":material/play_arrow:"):
-        submit("baseline", f"pixel-SGD x{restarts} on {path.name}",
-                           stage_work(path, "baseline", BaselineConfig(restarts=int(restarts), steps=int(steps))),
-                           run_path=path)
-    job_panel("baseline", lambda job: metric_charts(events_frame(job), ["loss", "asr"], key="baseline-live"),
-              run_path=str(path))
-    base = baseline_results(path)
-    if base is not None:
-        st.image(mosaic(base["triggers"], columns=10, cell=32),
-                 caption=f"{len(base['triggers'])} pixel-SGD triggers, mean ASR {base['mean_asr']:.1%}")
+    settings = {"steps": int(c2.number_input("steps", 10, 5000, 100, 10))}
+    if "restarts" in entry.config.__dataclass_fields__:
+        settings["restarts"] = int(c1.number_input("restarts", 1, 100, 10))
+    if st.button(f"Run {method}", icon=":material/play_arrow:"):
+        submit("baseline", f"{method} on {path.name}", stage_work(path, "baseline", entry.config(**settings)),
+               run_path=path)
+    job_panel("baseline", lambda job: metric_charts(events_frame(job), ["loss", "asr", "mean_attack", "classes_left"],
+                                                    key="baseline-live"), run_path=str(path))
+    for name in reversers:
+        if (base := baseline_results(path, registry.inversion(name).stage)) is not None:
+            st.image(mosaic(base["triggers"], columns=10, cell=32),
+                     caption=f"{name}: {len(base['triggers'])} triggers, mean ASR {base['mean_asr']:.1%}")
 
 with detect_tab:
-    st.markdown("A short search toward **every** class: only the attacked class admits many working triggers.")
-    det_epochs = st.number_input("epochs per class", 1, 50, 1)
+    detectors = [n for n, e in registry.inversions().items() if e.detection or e.gives == "generators"]
+    det_method = st.segmented_control("Detection by", detectors,
+                                      key=choice("detector", detectors[0], detectors)) or detectors[0]
+    det_entry = registry.inversion(det_method)
+    st.markdown(det_entry.help if det_entry.detection else "A short search toward **every** class: only the "
+                "attacked class admits many working triggers.")
+    det_epochs = 1 if det_entry.detection else st.number_input("epochs per class", 1, 50, 1)
     if st.button("Run detection", icon=":material/play_arrow:"):
-        submit("detection", f"detection on {path.name}",
-                           stage_work(path, "detection", DetectionConfig(epochs=int(det_epochs))), run_path=path)
-    job_panel("detection", lambda job: metric_charts(events_frame(job), ["asr"], key="detect-live"),
+        submit("detection", f"detection ({det_method}) on {path.name}", stage_work(
+            path, "detection", DetectionConfig(epochs=int(det_epochs), method=det_method)), run_path=path)
+    job_panel("detection", lambda job: metric_charts(events_frame(job), ["asr", "mean_attack"], key="detect-live"),
               run_path=str(path))
     det = load_detection(path)
     if det is not None:
         names = r.config["classes"]
         marked = r.target if r.target is not None else det.get("suspect")
-        evidence = [(det["per_class"], "mean_asr", "achievable ASR (short search)", "detection-bars")]
+        score = det.get("score", {"key": "mean_asr", "label": "achievable ASR (short search)"})
+        evidence = [(det["per_class"], score["key"], score["label"], "detection-bars")]
         if "census_open_per_class" in det:
             counts = [{"class": c, "open": n} for c, n in enumerate(det["census_open_per_class"])]
             evidence.append((counts, "open", f"3x3 patterns with ASR >= 0.5 (of {det['census_triggers']})",
@@ -117,7 +127,10 @@ with detect_tab:
             fig = grouped_bars(df.rename(columns={column: label, "name": "class"}), "class", label, "role", height=320,
                                colors={"attacked": "#c0392b", "other": "#7f8c8d"}, barmode="relative")
             st.plotly_chart(fig, key=key)
-        if det.get("suspect") is None:
+        if det.get("suspect") is None and "smallest" in det:
+            st.markdown(f"No class flagged (anomaly index ≤ 2): the smallest reversed trigger is class {det['smallest']} "
+                        f"({names[det['smallest']]}), anomaly index {det['anomaly_index']:.1f}.")
+        elif det.get("suspect") is None:
             st.markdown("No suspect class: no pattern opens any class (and no search ran).")
         else:
             verdict = "backdoor detected" if det["backdoor_detected"] else "no clear backdoor"

@@ -88,7 +88,7 @@ with answer_col:
 @st.cache_resource(show_spinner="Projecting triggers ...", max_entries=4)
 def trigger_map(run_path: str, stamp: float):
     """The run's triggers (MESA samples, pixel-SGD, original, the census) on a PCA map that can place more."""
-    sources = [s for s in trigger_sources(run_path) if s[1].shape[-1] == K]
+    sources = [s for s in trigger_sources(run_path, patches=True) if s[1].shape[-1] == K]
     census = censuses(run_path).get("before")
     if census is not None and census["census"].triggers.shape[-1] == K:
         sources.insert(0, ("census", census["census"].triggers, census["census"].asr))

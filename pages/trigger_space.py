@@ -30,7 +30,7 @@ def projection(run_path: str, stamp: float, method: str, census: bool = False) -
     """2-D coordinates of every trigger (flattened pixels), with its source, index and ASR; `stamp` (the
     results' mtime) is part of the cache key, so new results are projected afresh. `census`: the
     census's triggers too, projected with the others."""
-    sources = trigger_sources(run_path) + (census_source(run_path) if census else [])
+    sources = trigger_sources(run_path, patches=True) + (census_source(run_path) if census else [])
     rows = [{"source": name, "index": i, "asr": float(asr[i]) if asr is not None else np.nan,
              "trigger": trigger_hover(t)} for name, triggers, asr in sources for i, t in enumerate(triggers)]
     xy = project_triggers(torch.cat([triggers for _, triggers, _ in sources]), method)
@@ -42,7 +42,7 @@ def known(asr):
     return asr if isinstance(asr, (int, float)) and asr == asr else None
 
 
-sources = trigger_sources(path)
+sources = trigger_sources(path, patches=True)
 if len(sources) <= 1:
     st.info("Only the original trigger so far: run a MESA search on the **MESA** page to fill the space.")
     st.stop()

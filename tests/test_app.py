@@ -169,7 +169,7 @@ def test_a_button_starts_a_background_job_and_the_page_follows_it(with_run, fres
     at = app("mesa_search")
     next(n for n in at.number_input if n.label == "restarts").set_value(2)
     next(n for n in at.number_input if n.label == "steps").set_value(10)
-    next(b for b in at.button if b.label == "Run pixel-SGD baseline").click().run()
+    next(b for b in at.button if b.label == "Run pixel-sgd").click().run()
     job = fresh_queue.latest("baseline")
     assert job is not None and job.run_path == str(with_run)
     fresh_queue.wait(job, 300)

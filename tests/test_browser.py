@@ -203,12 +203,12 @@ def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, b
     page, errors = browser_page
     page.goto(f"{server}/mesa_search")
     settle(page)
-    page.get_by_role("tab", name="Pixel-SGD baseline").click()
+    page.get_by_role("tab", name="Baselines").click()
     for label, value in (("restarts", "2"), ("steps", "150")):  # long enough to watch
         page.get_by_label(label).fill(value)
         page.get_by_label(label).press("Enter")
         settle(page)
-    page.get_by_role("button", name="Run pixel-SGD baseline").click()
+    page.get_by_role("button", name="Run pixel-sgd").click()
     status = page.locator(".st-key-job-status")
     status.wait_for(timeout=60_000)
     page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Gallery").click()
@@ -217,8 +217,8 @@ def test_a_job_started_in_the_browser_runs_live_and_its_result_appears(server, b
     assert box["y"] + box["height"] < 1000, "the status area is below the fold"
     page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="MESA").click()
     settle(page)
-    page.get_by_role("tab", name="Pixel-SGD baseline").click()
-    page.get_by_text("2 pixel-SGD triggers").wait_for(state="attached", timeout=300_000)  # the job's result, drawn
+    page.get_by_role("tab", name="Baselines").click()
+    page.get_by_text("pixel-sgd: 2 triggers").wait_for(state="attached", timeout=300_000)  # the job's result, drawn
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / "job-done.png"), full_page=True)
     assert not errors, errors

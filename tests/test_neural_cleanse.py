@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mesa.errors import MesaError
-from mesa.method.neural_cleanse import (CostSchedule, NeuralCleanseConfig, anomaly_indices, apply_trigger, flagged,
-                                        neural_cleanse)
+from mesa.method.anomaly import anomaly_indices, flagged
+from mesa.method.neural_cleanse import CostSchedule, NeuralCleanseConfig, apply_trigger, neural_cleanse
 
 
 def test_anomaly_index_against_hand_computed_values():

@@ -88,8 +88,8 @@ def test_variants_are_saved_beside_the_default_and_the_table_keeps_earlier_cases
     recipe = sweep(out, "--triggers", "binary:170", "--defenses", "finetune", "--attack-recipe", "paper",
                    "--census", "none")
     paper_case = out / "cases" / "synthetic_500-small-binary_170-t0-paper-attack"
-    assert recipe["stages_run"] == 5  # attack, measure, search, baseline, the defense: the clean base is reused
-    assert {p.stem for p in paper_case.glob("*.json")} == {"attack", "measure", "search", "baseline", "defense-finetune"}
+    assert recipe["stages_run"] == 4  # attack, measure, search, the defense: the base reused, no baseline (unused)
+    assert {p.stem for p in paper_case.glob("*.json")} == {"attack", "measure", "search", "defense-finetune"}
     attack = json.loads((paper_case / "attack.json").read_text())
     assert (attack["key"]["epochs"], attack["key"]["lr"], attack["key"]["poison_ratio"]) == (10, 1e-3, 0.01)
     assert "binary:170 -> 0" in (out / "results-paper-attack.md").read_text()

@@ -128,7 +128,9 @@ def _summary(r) -> None:
 
 
 def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:
-    """One 3 x k x k trigger as a crisp (nearest-neighbour) size x size picture."""
+    """One 3 x k x k trigger as a crisp (nearest-neighbour) size x size picture; a full-image trigger
+    (4 x H x W: mask, then pattern) as it is stamped on a black image, mask x pattern."""
+    trigger = trigger[:1] * trigger[1:] if len(trigger) == 4 else trigger
     pixels = (trigger.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(pixels).resize((size, size), Image.NEAREST)
 
@@ -213,10 +215,10 @@ def current_preset() -> dict:
     return st.session_state["preset"]
 
 
-def trigger_sources(path) -> list[tuple[str, "torch.Tensor", "torch.Tensor | None"]]:
+def trigger_sources(path, patches: bool = False) -> list[tuple[str, "torch.Tensor", "torch.Tensor | None"]]:
     """(source, triggers N x 3 x k x k, per-trigger ASR or None) for every saved kind of trigger of a run:
     each inversion method's (MESA's samples per beta; the reversed triggers of the others) and the
-    attacker's original trigger."""
+    attacker's original trigger. `patches`: only k x k patches (not a full-image mask and pattern)."""
     out = []
     for name, inversion in registry.inversions().items():
         if inversion.gives == "generators":
@@ -227,4 +229,4 @@ def trigger_sources(path) -> list[tuple[str, "torch.Tensor", "torch.Tensor | Non
     r = run(path)
     if r.trigger is not None:
         out.append(("original", r.trigger[None], torch.tensor([r.metrics["asr"]]) if "asr" in r.metrics else None))
-    return out
+    return [s for s in out if s[1].shape[1] == 3] if patches else out

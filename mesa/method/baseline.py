@@ -72,7 +72,13 @@ def pixel_sgd_triggers(model, images: torch.Tensor, labels: torch.Tensor, target
     return triggers.detach().cpu(), curve
 
 
+def reversed_set(model, images, labels, target, cfg, on_progress: ProgressFn = ignore, should_stop=lambda: False):
+    """The registered run: (the triggers, their optimisation curve, saved beside them)."""
+    triggers, curve = pixel_sgd_triggers(model, images, labels, target, cfg, on_progress, should_stop)
+    return triggers, {"curve": curve}
+
+
 register_inversion(Inversion(
-    "pixel-sgd", "baseline", BaselineConfig, pixel_sgd_triggers, gives="triggers", output="the baseline's triggers",
+    "pixel-sgd", "baseline", BaselineConfig, reversed_set, gives="triggers", output="the baseline's triggers",
     sweep_key=lambda s: {"restarts": s.restarts, "steps": s.baseline_steps, "seed": s.seed},
     sweep_config=lambda k: (BaselineConfig(**k), {}), help="pixel-space SGD: one reversed trigger per restart"))

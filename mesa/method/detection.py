@@ -5,7 +5,7 @@ triggers, the strongest evidence there is, and cheap to take (see `with_census`)
 import statistics
 from dataclasses import asdict, dataclass
 
-
+from mesa.method.anomaly import CONSISTENCY
 from mesa.progress import ProgressFn, ignore
 from mesa.method.search import SearchConfig, freeze, generate, per_trigger_asr, train_generator, unfreeze
 
@@ -20,6 +20,7 @@ class DetectionConfig:
     location: str | None = None  # random or fixed:ROW,COL (stages: the run's)
     search: bool = True  # the per-class search (the slow half of the evidence)
     census_images: int = 32  # held-out images per pattern of the per-class census (0: no census)
+    method: str = "mesa"  # an inversion method of mesa/method/registry.py: this search, or one with its own detection
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -55,7 +56,7 @@ def outlier(scores: list[float]) -> tuple[int, float]:
     """The class with the highest score and its distance from the median in MADs (anomaly index)."""
     best = max(range(len(scores)), key=scores.__getitem__)
     median = statistics.median(scores)
-    mad = statistics.median(abs(s - median) for s in scores) * 1.4826 or 1e-6
+    mad = statistics.median(abs(s - median) for s in scores) * CONSISTENCY or 1e-6
     return best, (scores[best] - median) / mad
 
 

@@ -21,20 +21,19 @@ the attacked class vs 2.1-2.2 with 4 batches of 32); so the 99% threshold is jud
 1,000. Pixels are in [0, 1], not [0, 255]; the model stays in eval mode and frozen.
 """
 import math
-import statistics
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from mesa.errors import MesaError
+from mesa.method.anomaly import anomaly_indices, flagged
 from mesa.method.intervals import rate_ci
 from mesa.method.metrics import predict
 from mesa.method.search import freeze, unfreeze
 from mesa.progress import Progress, ProgressFn, ignore
 
-CONSISTENCY = 1.4826  # MAD -> standard deviation for normal data
-ANOMALY_THRESHOLD = 2.0  # the paper's flag: more than 2 MADs below the median
+ASR_IMAGES = 512  # held-out images per class each reversed trigger is measured on
 
 
 @dataclass
@@ -50,7 +49,6 @@ class NeuralCleanseConfig:
     early_stop: bool = True
     early_stop_threshold: float = 0.99
     early_stop_patience: int = 10  # the reference: 2 x patience (visualizer) or 5 x (its GTSRB example)
-    asr_images: int = 512  # held-out images per class to measure each reversed trigger on
     seed: int = 0
 
     def __post_init__(self):
@@ -181,35 +179,18 @@ def reverse_triggers(model, images: torch.Tensor, classes: list[int], cfg: Neura
     return best_mask.cpu(), best_pattern.cpu(), info
 
 
-def anomaly_indices(norms: list[float]) -> tuple[list[float], float, float]:
-    """Each norm's distance from the median in consistent MADs (1.4826 x MAD), the median and that
-    MAD. A zero MAD (half the norms equal) puts every other norm at infinity."""
-    median = statistics.median(norms)
-    mad = CONSISTENCY * statistics.median(abs(v - median) for v in norms)
-    indices = [abs(v - median) / mad if mad > 0 else (0.0 if v == median else math.inf) for v in norms]
-    return indices, median, mad
-
-
-def flagged(norms: list[float], threshold: float = ANOMALY_THRESHOLD) -> list[int]:
-    """Positions of the norms below the median by more than `threshold` MADs, most anomalous first
-    (a trigger larger than usual is no backdoor: the reference skips those above the median)."""
-    indices, median, _ = anomaly_indices(norms)
-    hits = [i for i, v in enumerate(norms) if v <= median and indices[i] > threshold]
-    return sorted(hits, key=lambda i: -indices[i])
-
-
 @dataclass
 class ClassTrigger:
     label: int
     l1_norm: float
     anomaly_index: float
     flagged: bool
-    asr: float  # of its reversed trigger, on held-out images of other classes
-    asr_images: int
-    asr_ci: list[float] | None
     steps: int
     cost: float
     fired: bool  # reached the attack threshold at least once (else its last mask is kept)
+    asr: float | None = None  # of its reversed trigger, on held-out images of other classes
+    asr_images: int = 0
+    asr_ci: list[float] | None = None
 
 
 @dataclass
@@ -218,8 +199,7 @@ class NeuralCleanseResult:
     median: float
     mad: float
     suspect: int | None  # the flagged class with the largest anomaly index
-    masks: torch.Tensor = field(repr=False)  # K x 1 x H x W
-    patterns: torch.Tensor = field(repr=False)  # K x 3 x H x W
+    triggers: torch.Tensor = field(repr=False)  # K x 4 x H x W: each class's mask (channel 0) and pattern
 
     @property
     def smallest(self) -> int:
@@ -232,18 +212,36 @@ class NeuralCleanseResult:
 
     def trigger(self, label: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(mask, pattern) reversed for `label`."""
-        i = [c.label for c in self.per_class].index(label)
-        return self.masks[i], self.patterns[i]
+        return self.triggers[label, :1], self.triggers[label, 1:]
+
+
+def judged(masks: torch.Tensor, patterns: torch.Tensor, info: list[dict]) -> NeuralCleanseResult:
+    """The reversed triggers with each class's L1 norm and anomaly index, and the suspect."""
+    norms = masks.flatten(1).sum(1).tolist()
+    indices, median, mad = anomaly_indices(norms)
+    hits = flagged(norms)
+    per_class = [ClassTrigger(c, norms[c], indices[c], c in hits, **info[c]) for c in range(len(norms))]
+    return NeuralCleanseResult(per_class, median, mad, hits[0] if hits else None, torch.cat([masks, patterns], 1))
 
 
 @torch.no_grad()
-def reversed_asr(model, images, labels, label: int, mask, pattern, limit: int) -> tuple[float, int]:
-    """Share of images not of `label` that the reversed trigger sends to it, and their count."""
-    x = images[labels != label][:limit]
-    if len(x) == 0:
-        return math.nan, 0
-    stamped = apply_trigger(x.float() / 255, mask.to(x.device), pattern.to(x.device))
-    return (predict(model, stamped) == label).float().mean().item(), len(x)
+def per_class_asr(model, images, labels, triggers, target=None, location=None, max_images: int = ASR_IMAGES) -> torch.Tensor:
+    """Each class's reversed trigger (K x 4 x H x W), its share of held-out images of other classes it
+    sends to that class (`target` and `location` unused: a full-image trigger toward its own class)."""
+    rates = []
+    for label, t in enumerate(triggers):
+        x = images[labels != label][:max_images]
+        stamped = apply_trigger(x.float() / 255, t[:1].to(x.device), t[1:].to(x.device))
+        rates.append((predict(model, stamped) == label).float().mean() if len(x) else torch.tensor(math.nan))
+    return torch.stack(rates).cpu()
+
+
+def with_asr(result: NeuralCleanseResult, asr: torch.Tensor, labels: torch.Tensor) -> NeuralCleanseResult:
+    """The result with each class's measured ASR and its interval (`labels`: the images it was measured on)."""
+    for c, a in zip(result.per_class, asr.tolist()):
+        c.asr, c.asr_images = a, min(ASR_IMAGES, int((labels != c.label).sum()))
+        c.asr_ci = rate_ci(a, c.asr_images)
+    return result
 
 
 def neural_cleanse(model, images, labels, num_classes: int, cfg: NeuralCleanseConfig, eval_images=None,
@@ -254,14 +252,5 @@ def neural_cleanse(model, images, labels, num_classes: int, cfg: NeuralCleanseCo
         raise MesaError("Neural Cleanse needs images and at least two classes")
     eval_images = images if eval_images is None else eval_images
     eval_labels = labels if eval_labels is None else eval_labels
-    classes = list(range(num_classes))
-    masks, patterns, info = reverse_triggers(model, images, classes, cfg, on_progress, should_stop)
-    norms = masks.flatten(1).sum(1).tolist()
-    indices, median, mad = anomaly_indices(norms)
-    hits = set(flagged(norms))
-    per_class = []
-    for c in classes:
-        asr, n = reversed_asr(model, eval_images, eval_labels, c, masks[c], patterns[c], cfg.asr_images)
-        per_class.append(ClassTrigger(c, norms[c], indices[c], c in hits, asr, n, rate_ci(asr, n), **info[c]))
-    suspect = max(hits, key=lambda c: indices[c]) if hits else None
-    return NeuralCleanseResult(per_class, median, mad, suspect, masks, patterns)
+    result = judged(*reverse_triggers(model, images, list(range(num_classes)), cfg, on_progress, should_stop))
+    return with_asr(result, per_class_asr(model, eval_images, eval_labels, result.triggers), eval_labels)

@@ -30,7 +30,7 @@ def fixed_sampler(trigger: torch.Tensor) -> Sampler:
 @dataclass(frozen=True)
 class Stamper:
     """A trigger that stamps a batch itself: apply(float images n x 3 x H x W, torch.Generator) -> the
-    stamped images (e.g. Neural Cleanse's blend (1 - m) * x + m * p). A patch needs none: a Sampler."""
+    stamped images (e.g. a full-image blend (1 - m) * x + m * p). A patch needs none: a Sampler."""
     apply: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 

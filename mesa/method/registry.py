@@ -15,14 +15,14 @@ from mesa.errors import MesaError
 
 # the files that register methods, in the order lists show them (the search before the baseline)
 MODULES = ("mesa.method.search", "mesa.method.baseline", "mesa.method.defenses.ensemble",
-           "mesa.method.defenses.mesa_beta", "mesa.method.defenses.pixel_sgd", "mesa.method.defenses.original",
-           "mesa.method.defenses.finetune")
+           "mesa.method.defenses.mesa_beta", "mesa.method.defenses.pixel_sgd", "mesa.method.defenses.neural_cleanse",
+           "mesa.method.defenses.unlearn", "mesa.method.defenses.original", "mesa.method.defenses.finetune")
 
 
 @dataclass(frozen=True)
 class Inversion:
-    """An inversion method. Its `stage` names its CLI command, its pipeline and sweep stage and its saved
-    set in a run (mesa/STAGE.json)."""
+    """An inversion method. Its `stage` names its pipeline and sweep stage and its saved set in a run
+    (mesa/STAGE.json); `command` the CLI command that runs it (with --method when several share one)."""
     name: str  # as typed: "mesa"
     stage: str  # "search", "baseline"
     config: type  # its config dataclass
@@ -35,6 +35,15 @@ class Inversion:
     # "triggers" not stamped as patches (a full-image mask and pattern): each one's held-out ASR,
     # (model, images, labels, triggers, target, location) -> N rates; None: patches (per_trigger_asr)
     measure: Callable | None = None
+    command: str = ""  # its CLI command; "": its stage's name
+    needs_target: bool = True  # it works toward the backdoor's class (one that reverses every class: no)
+    # its saved set gives a detection (per class, the suspect): (its saved JSON, per-trigger ASR, the
+    # held-out labels they were measured on) -> `detect --method NAME`'s report; None: it gives none
+    detection: Callable | None = None
+
+    def __post_init__(self):
+        if not self.command:
+            object.__setattr__(self, "command", self.stage)
 
 
 @dataclass(frozen=True)
@@ -103,12 +112,17 @@ def inversion(name: str) -> Inversion:
     return found
 
 
-def inversion_of(stage: str) -> Inversion:
-    """The inversion method whose stage (CLI command) is `stage`."""
-    found = next((e for e in inversions().values() if e.stage == stage), None)
+def inversion_for(cfg) -> Inversion:
+    """The inversion method whose config `cfg` is (a stage is told which method by its config)."""
+    found = next((e for e in inversions().values() if isinstance(cfg, e.config)), None)
     if found is None:
-        raise MesaError(f"no inversion method runs as {stage!r}: use {', '.join(e.stage for e in inversions().values())}")
+        raise MesaError(f"no inversion method takes a {type(cfg).__name__}")
     return found
+
+
+def run_by(command: str) -> list[str]:
+    """The inversion methods the CLI command `command` runs (`baseline --method NAME`)."""
+    return [name for name, e in inversions().items() if e.command == command]
 
 
 def defense(method: str) -> tuple[Defense, Any]:
@@ -152,4 +166,4 @@ def is_per_trigger(method: str) -> bool:
 
 def heavy_commands() -> set[str]:
     """The CLI commands that train or measure models (they take the machine's turn): every inversion's stage too."""
-    return {"attack", "defend", "detect", "census", "sweep", "demo", "import"} | {i.stage for i in inversions().values()}
+    return {"attack", "defend", "detect", "census", "sweep", "demo", "import"} | {i.command for i in inversions().values()}

@@ -94,10 +94,15 @@ def cmd_search(args):
 
 
 def cmd_baseline(args):
-    from mesa.method.baseline import BaselineConfig
+    from mesa.method import registry
     from mesa.lab.pipeline.stages import run_baseline
 
-    cfg = BaselineConfig(restarts=args.restarts, steps=args.steps, seed=args.seed, location=args.location)
+    config = registry.inversion(args.method).config
+    for name in ("restarts", "steps"):
+        if getattr(args, name) is not None and name not in config.__dataclass_fields__:
+            raise MesaError(f"--{name} is not a setting of {args.method}")
+    given = {k: v for k, v in vars(args).items() if k in config.__dataclass_fields__ and v is not None}
+    cfg = config(**given)
     return _stage(args, lambda ws, bar: run_baseline(ws, cfg, bar))
 
 
@@ -126,7 +131,7 @@ def cmd_detect(args):
     from mesa.lab.pipeline.stages import run_detection
 
     cfg = DetectionConfig(beta=args.beta, epochs=args.epochs, seed=args.seed, location=args.location,
-                          search=not args.no_search, census_images=args.census_images)
+                          search=not args.no_search, census_images=args.census_images, method=args.method)
     return _stage(args, lambda ws, bar: run_detection(ws, cfg, bar))
 
 

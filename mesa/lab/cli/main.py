@@ -93,10 +93,13 @@ def build_parser() -> ArgumentParser:
     add_common(p, runs=False)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("baseline", help="pixel-space SGD: reverse one trigger per restart")
+    reversers = registry.run_by("baseline")
+    p = sub.add_parser("baseline", help="reverse a set of triggers: " + "; ".join(
+        registry.inversion(m).help for m in reversers))
     p.add_argument("run")
-    p.add_argument("--restarts", type=int, default=10)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--method", default=reversers[0], choices=reversers)
+    p.add_argument("--restarts", type=int, default=None, help="pixel-sgd: how many triggers (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's own)")
     p.add_argument("--target", type=int, default=None, help="an imported model's class to work toward (default: detected)")
     p.add_argument("--seed", type=int, default=0)
     add_location(p)
@@ -137,14 +140,19 @@ def build_parser() -> ArgumentParser:
     add_common(p, runs=False)
     p.set_defaults(func=cmd_census)
 
-    p = sub.add_parser("detect", help="short MESA search toward every class: which one is attacked?")
+    detectors = [n for n, e in registry.inversions().items() if e.detection or e.gives == "generators"]
+    p = sub.add_parser("detect", help="which class is attacked? a short MESA search toward every class, or "
+                                      "another method's own detection")
     p.add_argument("run")
+    p.add_argument("--method", default=detectors[0], choices=detectors,
+                   help="mesa: the per-class search and census; " + "; ".join(
+                       registry.inversion(m).help for m in detectors if registry.inversion(m).detection))
     p.add_argument("--beta", type=float, default=0.8)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--census-images", type=int, default=32,
-                   help="held-out images per 3x3 pattern of the per-class census (0: no census)")
-    p.add_argument("--no-search", action="store_true", help="the census alone (seconds instead of minutes)")
+                   help="mesa: held-out images per 3x3 pattern of the per-class census (0: no census)")
+    p.add_argument("--no-search", action="store_true", help="mesa: the census alone (seconds instead of minutes)")
     add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_detect)

@@ -11,7 +11,6 @@ from mesa.lab.pipeline.search_coverage import search_coverage
 from mesa.lab.pipeline.census_stage import census_betas, census_of, census_report, per_trigger_census, saved_census, take
 from mesa.lab.storage.workspace import Workspace, need_target, open_run, stamp_location, trigger_size  # noqa: F401 - open_run: callers open runs through stages
 from mesa.method import registry
-from mesa.method.baseline import BaselineConfig
 from mesa.method.census import COLOR_DEFAULT, ENUMERABLE, MAX_SAMPLES, CensusConfig, summarize, take_census
 from mesa.method.defense import DefenseConfig, DefenseInputs, defend
 from mesa.method.detection import DetectionConfig, detect, with_census
@@ -37,19 +36,22 @@ def run_search(ws: Workspace, cfg: SearchConfig, target: int | None = None, num_
     return {"run": str(ws.run.path), "target": target, "betas": [r.summary() for r in results]}
 
 
-def run_baseline(ws: Workspace, cfg: BaselineConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False,
-                 stage: str = "baseline") -> dict:
+def run_baseline(ws: Workspace, cfg, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
     """The stage of an inversion method that reverses a set of triggers (`gives` "triggers": the
-    pixel-SGD baseline), saved as mesa/STAGE.json/.pt with each trigger's held-out ASR."""
-    entry = registry.inversion_of(stage)
-    target = need_target(ws)
+    pixel-SGD baseline, a per-class reversal; `cfg`, its config, says which), saved as mesa/STAGE.json/.pt
+    with each trigger's held-out ASR and what the method reports beside them."""
+    entry = registry.inversion_for(cfg)
+    target = need_target(ws) if entry.needs_target else ws.run.target
     cfg = _run_defaults(ws, cfg)
-    triggers, curve = entry.run(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
+    triggers, extra = entry.run(ws.run.model, *ws.modeling, target, cfg, on_progress, should_stop)
     asr = (entry.measure or per_trigger_asr)(ws.run.model, *ws.held_out, triggers, target,
                                              location=getattr(cfg, "location", None))
-    artifacts.save_baseline(ws.run.path, triggers, asr, cfg, curve, entry.stage)
-    return {"run": str(ws.run.path), "restarts": len(triggers), "mean_asr": asr.mean().item(),
-            "min_asr": asr.min().item()}
+    artifacts.save_baseline(ws.run.path, triggers, asr, cfg, extra, entry.stage)
+    measured = asr[asr.isfinite()]
+    reported = {k: v for k, v in extra.items() if not isinstance(v, (list, dict))}  # a detection's suspect, say
+    count = "restarts" if "restarts" in cfg.__dataclass_fields__ else "triggers"
+    return {"run": str(ws.run.path), "method": entry.name, count: len(triggers), "mean_asr": measured.mean().item(),
+            "min_asr": measured.min().item(), **reported}
 
 
 def _run_defaults(ws: Workspace, cfg):
@@ -68,7 +70,7 @@ def run_inversion(ws: Workspace, method: str, cfg, on_progress: ProgressFn = ign
     entry = registry.inversion(method)
     if entry.gives == "generators":
         return run_search(ws, cfg, on_progress=on_progress, should_stop=should_stop, **options)
-    return run_baseline(ws, cfg, on_progress, should_stop, entry.stage, **options)
+    return run_baseline(ws, cfg, on_progress, should_stop, **options)
 
 
 def defended_model(ws: Workspace, method: str):
@@ -185,7 +187,16 @@ def _samples_asr(ws: Workspace, found: dict, defended, location: str) -> dict:
 
 
 def run_detection(ws: Workspace, cfg: DetectionConfig, on_progress: ProgressFn = ignore, should_stop=lambda: False) -> dict:
+    """Which class is attacked: MESA's short search toward every class with the per-class census, or
+    an inversion method's own detection (an anomaly index over classes), whose triggers are saved too."""
     cfg = replace(cfg, location=stamp_location(ws, cfg.location))
+    entry = registry.inversion(cfg.method)
+    if entry.detection is not None:
+        run_baseline(ws, entry.config(seed=cfg.seed), on_progress, should_stop)
+        saved = artifacts.load_baseline(ws.run.path, entry.stage)
+        result = {"config": cfg.to_dict(), **entry.detection(saved, saved["asr"], ws.held_out[1])}
+        artifacts.save_detection(ws.run.path, result)
+        return {"run": str(ws.run.path), **result}
     result = (detect(ws.run.model, *ws.modeling, ws.data.num_classes, cfg, *ws.held_out, on_progress, should_stop)
               if cfg.search else {"config": cfg.to_dict(), "per_class": [], "suspect": None, "backdoor_detected": False})
     if cfg.census_images:

@@ -110,10 +110,12 @@ def load_search(run_path, device="cpu") -> dict | None:
     return {"config": cfg, "target": meta["target"], "betas": betas}
 
 
-def save_baseline(run_path, triggers, asr, cfg, curve, stage: str = "baseline") -> None:
-    """A set of reversed triggers (an inversion method's whose stage is `stage`: STAGE.json and .pt)."""
+def save_baseline(run_path, triggers, asr, cfg, extra: dict, stage: str = "baseline") -> None:
+    """A set of reversed triggers (an inversion method's whose stage is `stage`: STAGE.json and .pt),
+    with what its method reports beside them (`extra`: the pixel-SGD curve, a per-class report)."""
+    measured = asr[asr.isfinite()]  # a trigger with no image to measure on has no rate
     _commit(_dir(run_path), {f"{stage}.pt": {"triggers": triggers, "asr": asr}}, f"{stage}.json",
-            {"config": cfg.to_dict(), "curve": curve, "mean_asr": asr.mean().item(), "min_asr": asr.min().item()})
+            {"config": cfg.to_dict(), **extra, "mean_asr": measured.mean().item(), "min_asr": measured.min().item()})
 
 
 def load_baseline(run_path, stage: str = "baseline") -> dict | None:

@@ -151,7 +151,10 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
 
     measured = stages.run("measure", {"attack": after_attack}, lambda: _measure(case, ws(), base_model()))
     made, made_from = {}, {}  # per inversion method: its stage's result, and the digest of its key
+    needed = {registry.defense(m)[0].uses for m in cfg.defenses}
     for method, entry in registry.inversions().items():
+        if entry.gives != "generators" and method not in needed:  # MESA's search always; the others when used
+            continue
         key = {"attack": after_attack, **entry.sweep_key(cfg)}
         made[entry.stage] = stages.run(entry.stage, key, functools.partial(_inversion, ws, method, key, log))
         made_from[method] = digest(key)
