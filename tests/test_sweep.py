@@ -195,3 +195,14 @@ def test_a_given_base_is_fine_tuned_not_trained_again(tmp_path):
     assert run_base(cfg, "synthetic:500", "small")["key"] == base["key"]
     with pytest.raises(MesaError, match="not a resnet18"):
         run_base(cfg, "synthetic:500", "resnet18")
+
+
+def test_the_table_names_what_each_detection_flags():
+    from mesa.lab.sweep.table import detection_table
+
+    cases = [{"trigger": "binary:7", "target": 0, "neural-cleanse": {"suspect": 0, "smallest": 0}},
+             {"trigger": "color:1", "target": 3, "neural-cleanse": {"suspect": None, "smallest": 5}}]
+    lines = detection_table(cases)
+    assert "neural-cleanse: flagged / smallest" in lines[0]
+    assert lines[2] == "| binary:7 -> 0 | 0 / 0 |" and lines[3] == "| color:1 -> 3 | none / 5 |"
+    assert detection_table([{"trigger": "binary:7", "target": 0}]) == []

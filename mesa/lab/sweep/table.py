@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mesa import atomic
 from mesa.lab.sweep.plan import SweepConfig, attack_variant, defense_variant, suffix
-from mesa.method.registry import is_per_trigger
+from mesa.method.registry import inversions, is_per_trigger
 
 # the paper's Table 1 (CIFAR-10, ResNet-18, 51 black-white 3x3 triggers): ASR mean / worst
 PAPER = {"label": "paper (CIFAR-10, ResNet-18, 51 triggers)",
@@ -116,6 +116,23 @@ def samples_table(cases: list[dict]) -> list[str]:
     return lines
 
 
+def detection_table(cases: list[dict]) -> list[str]:
+    """Per case, what each inversion method with its own detection names: its suspect (flagged) and
+    the class of its smallest reversed trigger, beside the true target."""
+    found = [e for e in inversions().values() if e.detection and any(e.stage in c for c in cases)]
+    if not found:
+        return []
+    lines = _header(["trigger -> target"] + [f"{e.name}: flagged / smallest" for e in found])
+    for case in cases:
+        cells = [f"{case['trigger']} -> {case['target']}"]
+        for e in found:
+            d = case.get(e.stage) or {}
+            flagged = "none" if d.get("suspect") is None else str(d["suspect"])
+            cells.append(f"{flagged} / {d['smallest']}" if "smallest" in d else "")
+        lines.append(_row(cells))
+    return lines
+
+
 def group_of(case: dict) -> str:
     return f"{case['data']} / {case['model']}"
 
@@ -131,6 +148,8 @@ def render(results: dict, methods: list[str]) -> str:
         out += asr_table(cases, methods) + ["", "Clean accuracy and seconds per stage:", ""]
         out += clean_time_table(cases, methods) + ["", "MESA's samples on the backdoored model:", ""]
         out += samples_table(cases) + [""]
+        detected = detection_table(cases)
+        out += ["Detection (the class each method names):", "", *detected, ""] if detected else []
         census = census_table(cases, methods)
         family = next(c["census"]["before"]["family"] for c in cases if c.get("census")) if census else ""
         out += [f"Census of every {family} trigger: how many open the backdoor (ASR >= 0.5):", "", *census, ""] \
