@@ -1,13 +1,16 @@
 """How much of the valid set does MESA's search reach, and does a wider spread defend better?
-Issue "How much of the distribution", part 2, on the shipped embedded run
-(assets/runs/ready-synthetic-small-binary170-t0): each setting of the search (alpha, steps, the
-noise added to triggers, MINE's moving-average rate) is searched afresh on a copy of the run, its
-coverage measured against the run's census (mesa/method/coverage.py), then mesa:0.9 defends at the
-paper's 1% stamped fraction and at the default, each with the census of what it leaves.
+Issue "How much of the distribution", part 2: each setting of the search (alpha, steps, the noise
+added to triggers, MINE's moving-average rate) is searched afresh on a copy of a run, its coverage
+measured against the run's census (mesa/method/coverage.py), then mesa:0.9 defends at the paper's 1%
+stamped fraction and at the default, each with the census of what it leaves. Steps are counted as
+the paper's (its reference: 620 per beta), whatever the size of the run's modeling split.
 
     python bench/coverage_settings.py [--settings NAME ...] [--table]
+        the shipped embedded run (assets/runs/ready-synthetic-small-binary170-t0), 3 defense epochs
+    python bench/coverage_settings.py --run RUN --name CASE --defense-epochs 10 [--settings ...]
+        another run with its census saved (a CIFAR-10 sweep case's), recorded as coverage_settings-CASE.json
 
-Each setting is saved to docs/results/coverage_settings.json as it finishes and skipped when rerun.
+Each setting is saved to docs/results/coverage_settings[-CASE].json as it finishes and skipped when rerun.
 """
 import argparse
 import json
@@ -29,13 +32,11 @@ from mesa.method.defense import DefenseConfig  # noqa: E402
 from mesa.method.search import SearchConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "docs" / "results" / "coverage_settings.json"
+RESULTS = ROOT / "docs" / "results"
 RUN = SHIPPED / "ready-synthetic-small-binary170-t0"
-SHIPPED_EPOCHS = 5  # the ready run's own search: 60 steps per beta
-PAPER_EPOCHS = 50  # ~600 steps per beta, the reference's 620
 SETTINGS = {
-    "shipped (alpha 0.1, 60 steps)": {"epochs": SHIPPED_EPOCHS},
-    **{name: {"betas": [0.9], "epochs": PAPER_EPOCHS, **change} for name, change in {
+    "shipped (alpha 0.1, 60 steps)": {"steps": 60},
+    **{name: {"betas": [0.9], "steps": 600, **change} for name, change in {
         "paper steps (alpha 0.1, 600 steps)": {},
         "alpha 0": {"alpha": 0.0},
         "alpha 1": {"alpha": 1.0},
@@ -53,12 +54,19 @@ def saturation(samples) -> float:
     return (samples.float() * 2 - 1).abs().mean().item()
 
 
-def run_setting(name: str, work: Path) -> dict:
+def search_config(setting: dict, images: int) -> SearchConfig:
+    """The setting with its steps as whole epochs over `images` modeling images (at least one)."""
+    per_epoch = max(1, images // SearchConfig.batch_size)
+    options = {k: v for k, v in setting.items() if k != "steps"}
+    return SearchConfig(**options, epochs=max(1, round(setting["steps"] / per_epoch)))
+
+
+def run_setting(name: str, run: Path, work: Path, defense_epochs: int) -> dict:
     folder = work / name.replace(" ", "-").replace("(", "").replace(")", "").replace(",", "")
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(RUN, folder)
+    shutil.copytree(run, folder)
     ws = open_run(folder)
-    cfg = SearchConfig(**SETTINGS[name])
+    cfg = search_config(SETTINGS[name], len(ws.modeling[1]))
     start = time.time()
     searched = run_search(ws, cfg)
     found = load_search(folder, ws.data.train_images.device)
@@ -70,14 +78,15 @@ def run_setting(name: str, work: Path) -> dict:
                      | {"saturation": round(saturation(samples), 3)})
     defenses = {}
     for fraction in FRACTIONS:
-        result = run_defense(ws, DefenseConfig(method="mesa:0.9", epochs=3, poison_ratio=fraction))
+        result = run_defense(ws, DefenseConfig(method="mesa:0.9", epochs=defense_epochs, poison_ratio=fraction))
         after = result["after"]
         census = result.get("census", {}).get("after", {})
         defenses[str(fraction)] = {"asr": after.get("asr"), "asr_ci": after.get("asr_ci"),
                                    "asr_images": after.get("asr_images"), "clean_acc": after.get("clean_acc"),
                                    "open": census.get("open"), "worst_asr": census.get("worst_asr"),
                                    "worst_asr_ci": census.get("worst_asr_ci")}
-    return {"setting": name, "config": SETTINGS[name], "betas": betas, "mesa:0.9": defenses,
+    return {"setting": name, "config": SETTINGS[name], "epochs": cfg.epochs, "defense_epochs": defense_epochs,
+            "betas": betas, "mesa:0.9": defenses,
             "seconds": round(time.time() - start, 1), **machine()}
 
 
@@ -97,15 +106,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--work", default=str(ROOT / "bench" / "out" / "coverage"))
+    parser.add_argument("--run", default=str(RUN), help="a run with its census saved (default: the shipped one)")
+    parser.add_argument("--name", default=None, help="the case's name in the record's file name (with --run)")
+    parser.add_argument("--defense-epochs", type=int, default=3)
     parser.add_argument("--table", action="store_true", help="print the table of what is recorded, run nothing")
     args = parser.parse_args()
-    results = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    result = RESULTS / (f"coverage_settings-{args.name}.json" if args.name else "coverage_settings.json")
+    results = json.loads(result.read_text()) if result.is_file() else {}
     if not args.table:
         for name in args.settings:
             if name in results:
                 continue
-            results[name] = run_setting(name, Path(args.work))
-            atomic.write_json(RESULT, results)
+            results[name] = run_setting(name, Path(args.run), Path(args.work) / (args.name or "shipped"),
+                                        args.defense_epochs)
+            atomic.write_json(result, results)
             print(f"{name}: {results[name]['seconds']} s", flush=True)
     print(table({k: results[k] for k in SETTINGS if k in results}))
 
