@@ -150,6 +150,14 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
         return load_run(base["run"], ws().data.train_images.device).model
 
     measured = stages.run("measure", {"attack": after_attack}, lambda: _measure(case, ws(), base_model()))
+    census_cfg, census = census_config(cfg), {}
+    census_key = census_cfg.to_dict() if census_cfg else None
+    if census_cfg:  # the clean base's census first: triggers open on it do not count against a defense;
+        # the run's before the search, whose coverage of the open set it measures
+        census["floor"] = stages.run("census-floor", {"attack": after_attack, **census_key},
+                                     lambda: summarize(census_of(ws(), base_model(), "floor", census_cfg)))
+        census["before"] = stages.run("census-before", {"attack": after_attack, **census_key},
+                                      lambda: run_census(ws(), census_cfg))
     made, made_from = {}, {}  # per inversion method: its stage's result, and the digest of its key
     needed = {registry.defense(m)[0].uses for m in cfg.defenses}
     for method, entry in registry.inversions().items():
@@ -158,13 +166,6 @@ def _case_stages(cfg: SweepConfig, case: Case, base: dict, stages: Stages, log: 
         key = {"attack": after_attack, **entry.sweep_key(cfg)}
         made[entry.stage] = stages.run(entry.stage, key, functools.partial(_inversion, ws, method, key, log))
         made_from[method] = digest(key)
-    census_cfg, census = census_config(cfg), {}
-    census_key = census_cfg.to_dict() if census_cfg else None
-    if census_cfg:  # the clean base's census first: triggers open on it do not count against a defense
-        census["floor"] = stages.run("census-floor", {"attack": after_attack, **census_key},
-                                     lambda: summarize(census_of(ws(), base_model(), "floor", census_cfg)))
-        census["before"] = stages.run("census-before", {"attack": after_attack, **census_key},
-                                      lambda: run_census(ws(), census_cfg))
     defenses = {}
     for method in sorted(cfg.defenses, key=lambda m: not registry.defense(m)[0].headline):  # the headline first
         key = defense_key(cfg, method, after_attack, made_from, census_key)

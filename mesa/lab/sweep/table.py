@@ -105,14 +105,20 @@ def census_table(cases: list[dict], methods: list[str]) -> list[str]:
 
 
 def samples_table(cases: list[dict]) -> list[str]:
-    """How well each generator's samples trigger the backdoored model: mean ASR, share above 0.5."""
+    """How well each generator's samples trigger the backdoored model (mean ASR, share above 0.5) and
+    how much of the valid set they reach: distinct patterns, effective modes, open patterns hit."""
     per_case = [{b["beta"]: b for b in case["search"]} for case in cases]
     betas = sorted({beta for found in per_case for beta in found})
-    lines = _header(["trigger -> target"] + [f"beta={b}: mean ASR / share > 0.5" for b in betas])
+    lines = _header(["trigger -> target"] + [f"beta={b}: mean ASR / share > 0.5 / distinct / modes / open hit"
+                                             for b in betas])
+
+    def cell(b: dict) -> str:
+        hit = f"{b['hit']} of {b['open']}" if b.get("open") is not None else ""
+        modes = f"{b['modes']:.1f}" if b.get("modes") is not None else ""
+        return f"{_fmt(b['mean_asr'])} / {_fmt(b['above_half'])} / {b.get('distinct', '')} / {modes} / {hit}"
+
     for case, found in zip(cases, per_case):
-        lines.append(_row([f"{case['trigger']} -> {case['target']}"]
-                          + [f"{_fmt(found[b]['mean_asr'])} / {_fmt(found[b]['above_half'])}" if b in found else ""
-                             for b in betas]))
+        lines.append(_row([f"{case['trigger']} -> {case['target']}"] + [cell(found[b]) if b in found else "" for b in betas]))
     return lines
 
 
