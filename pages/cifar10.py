@@ -4,7 +4,10 @@ The live demo's embedded data does not show MESA's edge over the single reversed
 import pandas as pd
 import streamlit as st
 
-from mesa.lab.storage.recorded import BEFORE, FLOOR, contrast, list_records, residual_rows
+import plotly.colors
+
+from mesa.lab.storage.recorded import BEFORE, FLOOR, contrast, contrast_pairs, list_records, residual_rows
+from mesa.method import registry
 from ui.charts import grouped_bars
 from ui.entry import through_app
 from ui.share import choice
@@ -14,10 +17,8 @@ through_app()
 METRICS = {"highest pattern ASR": "the highest ASR of the 512 patterns: what is left of the whole backdoor",
            "planted ASR": "the planted trigger's ASR (pixel-SGD: the mean of its restarts)",
            "open patterns": "how many of the 512 patterns still open the backdoor (ASR >= 0.5)"}
-SHOWN = ["mesa:0.9", "ensemble", "pixel-sgd", FLOOR]
 INTERVAL = {"highest pattern ASR": "highest CI", "planted ASR": "planted CI"}  # 95% Wilson: the error bars
-COLORS = {"mesa:0.5": "#9ecae1", "mesa:0.8": "#4292c6", "mesa:0.9": "#08519c", "ensemble": "#6baed6",
-          "pixel-sgd": "#d62728", "original": "#2ca02c", "finetune": "#ff7f0e", FLOOR: "#9e9e9e", BEFORE: "#222222"}
+PALETTE = plotly.colors.qualitative.D3  # one colour per defense of the record, in its order
 
 
 @st.cache_data(max_entries=16)
@@ -44,7 +45,9 @@ metric = c2.radio("Show", list(METRICS), key=choice("metric", "highest pattern A
 record = records[labels.index(label)]
 rows = rows_of(str(record.path), record.path.stat().st_mtime)
 methods = [m for m in dict.fromkeys(rows["method"]) if m != BEFORE]
-default = [m for m in SHOWN if m in methods]
+default = [m for m in registry.default_defenses() if m in methods][:3] + [FLOOR]
+colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(m for m in methods if m != FLOOR)} | {
+    FLOOR: "#9e9e9e", BEFORE: "#222222"}
 chosen = st.multiselect("Methods", [BEFORE] + methods, key=choice("methods", default, [BEFORE] + methods))
 
 shown = rows[rows["method"].isin(chosen) & rows[metric].notna()]
@@ -57,7 +60,7 @@ else:
     if is_asr:
         bounds = shown[INTERVAL[metric]].apply(lambda ci: ci or [None, None])
         shown = shown.assign(low=bounds.str[0].fillna(shown[metric]), high=bounds.str[1].fillna(shown[metric]))
-    st.plotly_chart(grouped_bars(shown, "case", metric, "method", height=380, title=METRICS[metric], colors=COLORS,
+    st.plotly_chart(grouped_bars(shown, "case", metric, "method", height=380, title=METRICS[metric], colors=colors,
                                  y_range=[0, 1] if is_asr and BEFORE in chosen else None,
                                  line=(0.5, "opens the backdoor (0.5)") if is_asr and BEFORE in chosen else None,
                                  error=("low", "high") if is_asr else None),
@@ -83,7 +86,7 @@ st.markdown("After retraining, the census says what one planted trigger cannot: 
             "open the backdoor, and how close the rest of the distribution stays. Compare the highest pattern a "
             "defense leaves with the floor (the clean base answers some patterns too), and see in the last "
             "column whether what survives is the planted trigger itself, the one a defense should hit first.")
-for a, b in (("pixel-sgd", "mesa:0.9"), ("pixel-sgd", "ensemble")):
+for a, b in contrast_pairs([m for m in methods if m != FLOOR]):
     for name in INTERVAL:
         c = contrast(rows.to_dict("records"), a, b, name)
         if c["cases"]:

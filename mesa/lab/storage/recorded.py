@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mesa.method.defense import STAMPED
 from mesa.method.intervals import noise_max, overlap, rate_ci, sign_test
+from mesa.method import registry
 from mesa.method.registry import is_per_trigger
 from mesa.resources import resource
 
@@ -33,6 +34,8 @@ def _label(settings: dict) -> str:
         parts.append(RECIPES.get(recipe, f"attack {recipe}"))
     if not settings.get("defense_augment", True):
         parts.append("retrained without crop + flip")
+    if settings.get("record_note"):  # set when the record was copied here: what sets it apart from the others
+        parts.append(settings["record_note"])
     return ", ".join(parts)
 
 
@@ -120,3 +123,12 @@ def contrast(rows: list[dict], a: str, b: str, metric: str = "highest pattern AS
     apart = [c for c in cases if not overlap(by[c, a][ci], by[c, b][ci])]
     test = sign_test([by[c, a][metric] for c in cases], [by[c, b][metric] for c in cases])
     return {"cases": len(cases), "apart": apart, **test}
+
+
+def contrast_pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """The contrasts worth reading in a record: each defense made from another inversion method (one
+    reversed trigger: pixel-SGD's, NC's) against each default defense made from MESA's distribution."""
+    made_by = {m: registry.defense(m)[0].uses for m in methods}
+    spread = {n for n, e in registry.inversions().items() if e.gives == "generators"}
+    ours = [m for m in methods if made_by[m] in spread and m in registry.default_defenses()]
+    return [(a, b) for a in methods if made_by[a] is not None and made_by[a] not in spread for b in ours]
