@@ -92,4 +92,4 @@ if results:
     hist = pd.concat([pd.DataFrame(r["history"]).assign(stage=m) for m, r in results.items() if r.get("history")]
                      or [pd.DataFrame()])
     if len(hist):
-        metric_charts(hist, ["asr", "clean_acc", "loss"], x="epoch", key="defense-history")
+        metric_charts(hist, ["asr", "clean_acc", "loss", "stamped_asr"], x="epoch", key="defense-history")
