@@ -12,13 +12,12 @@ fired on >= 99% of the images for `patience` steps, then multiplied up (x `cost_
 below it; the smallest mask that fired >= 99% is kept; a class stops early once the cost has moved
 both ways and its best norm has not shrunk by 1% for `early_stop_patience` steps.
 
-Departures, and why: all classes are reversed at once, one batch of K x B stamped images per
-mini-batch (the reference loops over classes; the maths per class is the same, Adam being per
-element); a "step" is 2 mini-batches of 16 images (the reference: 31 of 32), at most 100 steps (the
-reference: 1,000): a 2-core CPU reverses ten classes in under a minute, not hours, and for the same
-images smaller batches give more Adam steps (measured on the embedded data: 2.7 anomaly index for
-the attacked class vs 2.1-2.2 with 4 batches of 32); so the 99% threshold is judged on 32 images, not
-1,000. Pixels are in [0, 1], not [0, 255]; the model stays in eval mode and frozen.
+Departures, and why: all classes are reversed at once, in one batch of K x B stamped images (the
+reference loops over classes; the maths per class is the same, Adam being per element); a "step" is
+2 mini-batches of 16 images (the reference: 31 of 32), at most 100 steps (the reference: 1,000): ten
+classes in under a minute on a 2-core CPU, and smaller batches give more Adam steps (on the embedded
+data: anomaly index 2.7 for the attacked class vs 2.1-2.2 with 4 batches of 32), so the 99% is judged
+on 32 images. Pixels are in [0, 1], not [0, 255]; the model stays in eval mode and frozen.
 """
 import math
 from dataclasses import asdict, dataclass, field
