@@ -4,7 +4,7 @@ one fine-tuned from its shipped clean base), through the sweep engine
 search, the pixel-SGD baseline, every defense, each with the census of the 512 black-white 3x3
 patterns (what is still open after it) and the floor census of the clean base.
 
-    python bench/defense_cifar10.py            # the 8 cases, every method, stamped fraction 0.5
+    python bench/defense_cifar10.py            # the 8 cases, every registered method, stamped fraction 0.5
     python bench/defense_cifar10.py --cases 4 --poison-ratio 0.01 --methods ensemble mesa:0.9 pixel-sgd
     python bench/defense_cifar10.py --cases 1 --recipe paper --poison-ratio 0.01   # the reference attack
     python bench/defense_cifar10.py --cases 1 --poison-ratio 0.01 --no-defense-augment
@@ -32,6 +32,7 @@ from common import CIFAR_FOLDER, cifar10_folder  # noqa: E402
 from mesa.lab.sweep.plan import ATTACK_RECIPES, SweepConfig  # noqa: E402
 from mesa.lab.sweep.run import run_sweep  # noqa: E402
 from mesa.lab.sweep.table import render, table_name  # noqa: E402
+from mesa.method import registry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # outside the work tree, so runs survive a fresh checkout and resume in a later session
@@ -41,7 +42,12 @@ OUT = Path(os.environ.get("MESA_BENCH_OUT", Path.home() / ".cache" / "mesa-lab")
 # stamped fractions) hold binary:7 and a colour trigger with a target other than 0
 CASES = [("binary:170", 0), ("binary:7", 0), ("color:1", 3), ("binary:16", 0), ("binary:84", 0),
          ("binary:186", 0), ("color:2", 7), ("binary:94", 0)]
-METHODS = ["mesa:0.5", "mesa:0.8", "mesa:0.9", "ensemble", "pixel-sgd", "original", "finetune"]
+
+
+def every_method() -> list[str]:
+    """Every registered defense, a family once per beta of the sweep's search (mesa:0.5, mesa:0.8, ...)."""
+    searched = {"betas": [{"beta": b} for b in SweepConfig(out="").betas]}  # the shape of a saved search
+    return [m for d in registry.defenses().values() for m in (d.choices(searched) if d.choices else [d.name])]
 
 
 def record_path(cfg: SweepConfig) -> Path:
@@ -54,7 +60,7 @@ def main():
     parser.add_argument("--model", default="small", choices=["small", "fastnet", "resnet18"],
                         help="fastnet starts from its shipped clean base (assets/bases); the others train one")
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
-    parser.add_argument("--methods", nargs="+", default=METHODS, help="defenses to run (default: all)")
+    parser.add_argument("--methods", nargs="+", default=every_method(), help="defenses to run (default: all)")
     parser.add_argument("--poison-ratio", type=float, default=SweepConfig.defense_poison_ratio,
                         help="share of images stamped while retraining")
     parser.add_argument("--recipe", default="ours", choices=list(ATTACK_RECIPES),
