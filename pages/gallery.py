@@ -33,7 +33,8 @@ for name, triggers, asr in sources:
     st.markdown(f"**{name}**: {len(triggers)} trigger(s)"
                 + (f", mean ASR {asr.mean():.1%}, {(asr > 0.5).float().mean():.0%} above 50%" if asr is not None else ""))
     per_class = triggers.shape[1] == 4  # full-image masks and patterns, one per class, each toward its own
-    st.image([trigger_image(triggers[i], size) for i in idx], width=size, caption=[
+    shown = max(size, 2 * triggers.shape[-1]) if per_class else size  # every pixel of a full image visible
+    st.image([trigger_image(triggers[i], shown) for i in idx], width=shown, caption=[
         (f"class {i}: " if per_class else "") + (f"{asr[i]:.0%}" if asr is not None else "") for i in idx])
 
 rows = [{"source": name, "asr": a} for name, _, asr in sources if asr is not None and len(asr) > 1 for a in asr.tolist()]

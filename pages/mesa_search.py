@@ -112,6 +112,7 @@ with detect_tab:
     if det is not None:
         names = r.config["classes"]
         marked = r.target if r.target is not None else det.get("suspect")
+        st.caption(f"The saved detection, by {det.get('config', {}).get('method', 'mesa')}.")
         score = det.get("score", {"key": "mean_asr", "label": "achievable ASR (short search)"})
         evidence = [(det["per_class"], score["key"], score["label"], "detection-bars")]
         if "census_open_per_class" in det:
@@ -124,7 +125,8 @@ with detect_tab:
             df = pd.DataFrame(rows).assign(
                 name=lambda d: [f"{c}: {names[c]}" for c in d["class"]],
                 role=lambda d: ["attacked" if c == marked else "other" for c in d["class"]])
-            fig = grouped_bars(df.rename(columns={column: label, "name": "class"}), "class", label, "role", height=320,
+            df = df[["name", column, "role"]].rename(columns={column: label, "name": "class"})  # one "class" column
+            fig = grouped_bars(df, "class", label, "role", height=320,
                                colors={"attacked": "#c0392b", "other": "#7f8c8d"}, barmode="relative")
             st.plotly_chart(fig, key=key)
         if det.get("suspect") is None and "smallest" in det:

@@ -129,8 +129,8 @@ def _summary(r) -> None:
 
 def trigger_image(trigger: torch.Tensor, size: int = 48) -> Image.Image:
     """One 3 x k x k trigger as a crisp (nearest-neighbour) size x size picture; a full-image trigger
-    (4 x H x W: mask, then pattern) as it is stamped on a black image, mask x pattern."""
-    trigger = trigger[:1] * trigger[1:] if len(trigger) == 4 else trigger
+    (4 x H x W: mask, then pattern) as it is stamped on a mid-grey image, grey + mask x (pattern - grey)."""
+    trigger = 0.5 + trigger[:1] * (trigger[1:] - 0.5) if len(trigger) == 4 else trigger
     pixels = (trigger.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(pixels).resize((size, size), Image.NEAREST)
 
