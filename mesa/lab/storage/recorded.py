@@ -40,6 +40,8 @@ def _label(settings: dict) -> str:
 
 
 def _command(settings: dict, cases: int) -> str:
+    if settings.get("record_command"):  # set when the record was made otherwise than by the benchmark
+        return settings["record_command"]
     flags = [f"--cases {cases}"]
     if settings["defense_poison_ratio"] != STAMPED:
         flags.append(f"--poison-ratio {settings['defense_poison_ratio']:g}")
