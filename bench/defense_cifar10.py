@@ -1,6 +1,6 @@
 """The paper's experiment on the real CIFAR-10 copy (the small model, or `--model fastnet`, the strong
-one fine-tuned from its shipped clean base), through the sweep engine
-(`python -m mesa sweep`): one clean base trained once; per trigger, the attack fine-tunes it, MESA
+one, each fine-tuned from its shipped clean base), through the sweep engine
+(`python -m mesa sweep`): one clean base (shipped, else trained once); per trigger, the attack fine-tunes it, MESA
 search, the pixel-SGD baseline, every defense, each with the census of the 512 black-white 3x3
 patterns (what is still open after it) and the floor census of the clean base.
 
@@ -58,7 +58,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model", default="small", choices=["small", "fastnet", "resnet18"],
-                        help="fastnet starts from its shipped clean base (assets/bases); the others train one")
+                        help="small and fastnet start from their shipped clean bases (assets/bases); resnet18 trains one")
     parser.add_argument("--cases", type=int, default=len(CASES), help="only the first N cases")
     parser.add_argument("--methods", nargs="+", default=every_method(), help="defenses to run (default: all)")
     parser.add_argument("--poison-ratio", type=float, default=SweepConfig.defense_poison_ratio,
