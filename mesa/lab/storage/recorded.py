@@ -129,7 +129,7 @@ def contrast(rows: list[dict], a: str, b: str, metric: str = "highest pattern AS
 
 def contrast_pairs(methods: list[str]) -> list[tuple[str, str]]:
     """The contrasts worth reading in a record: each defense made from another inversion method (one
-    reversed trigger: pixel-SGD's, NC's) against each default defense made from MESA's distribution."""
+    reversed trigger, per restart or per class) against each default defense made from MESA's distribution."""
     made_by = {m: registry.defense(m)[0].uses for m in methods}
     spread = {n for n, e in registry.inversions().items() if e.gives == "generators"}
     ours = [m for m in methods if made_by[m] in spread and m in registry.default_defenses()]

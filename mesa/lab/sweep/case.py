@@ -24,6 +24,7 @@ from mesa.method import registry
 from mesa.method.defense import DefenseConfig
 from mesa.method.metrics import attack_success_rate, evaluate
 from mesa.lab.storage.runs import load_run, read_json
+from mesa.errors import MesaError
 from mesa.lab.storage.bases import base_identity, has_shipped_base, shipped_base
 from mesa.lab.pipeline.stages import census_of, open_run, run_census, run_defense, run_inversion
 from mesa.lab.sweep.plan import Case, SweepConfig, attack_variant, defense_variant, slug, suffix
@@ -89,7 +90,10 @@ def run_base(cfg: SweepConfig, data: str, model: str) -> dict:
     (--base), else the one shipped for the model when its classes fit the data, else trained here."""
     given = Path(cfg.base) if cfg.base else None
     if given is None and has_shipped_base(model):
-        given = shipped_base(model, cached_data(data).classes)
+        try:
+            given = shipped_base(model, cached_data(data).classes)
+        except MesaError:  # data that cannot be read: the base stage below fails on it, in its log
+            given = None
     if given is not None:
         key = base_identity(given, model)
         return {"run": str(given), "metrics": read_json(given / "metrics.json", "base metrics", {}),
