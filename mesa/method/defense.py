@@ -114,7 +114,8 @@ def check_inputs(method: str, inputs: DefenseInputs) -> None:
     entry, _ = registry.defense(method)
     if entry.uses is not None and (inputs.made is None or len(inputs.made) == 0):
         made_by = registry.inversion(entry.uses)
-        raise MesaError(f"{method} defense needs {made_by.output}: run `{made_by.stage}` first")
+        named = f" --method {made_by.name}" if len(registry.run_by(made_by.command)) > 1 else ""
+        raise MesaError(f"{method} defense needs {made_by.output}: run `{made_by.command}{named}` first")
     if entry.needs_trigger and inputs.trigger is None:
         raise MesaError(f"the run has no planted trigger: `{method}` needs one (import with --trigger)")
 

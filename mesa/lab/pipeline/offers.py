@@ -25,7 +25,7 @@ def defense_offers(run_path, has_trigger: bool = True) -> tuple[list[str], dict[
         methods += names
         if d.uses and made is None:
             inv = registry.inversion(d.uses)
-            missing.update({m: f"needs {inv.output}: run the {inv.stage} (MESA page)" for m in names})
+            missing.update({m: f"needs {inv.output}: run {inv.name} (MESA page)" for m in names})
         if d.needs_trigger and not has_trigger:
             missing.update({m: "needs the planted trigger, which this run does not know" for m in names})
     return methods, missing
