@@ -8,7 +8,7 @@ import functools
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,6 +42,15 @@ class ImageData:
     def to(self, device) -> "ImageData":
         moved = {k: getattr(self, k).to(device) for k in ("train_images", "train_labels", "test_images", "test_labels")}
         return ImageData(self.name, self.classes, mean=self.mean, std=self.std, **moved)
+
+    def with_train_subset(self, count: int, seed: int = 0) -> "ImageData":
+        """`count` training images drawn at random (fixed by the seed): a short live attack trains on
+        them; the test set, which every later stage uses, is kept whole."""
+        if count >= len(self.train_labels):
+            return self
+        pick = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(seed))[:count]
+        pick = pick.to(self.train_labels.device)
+        return replace(self, train_images=self.train_images[pick], train_labels=self.train_labels[pick])
 
 
 def cache_root() -> Path:

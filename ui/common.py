@@ -211,7 +211,7 @@ def job_panel(kind: str, show=None, run_path=None, every: float = 2.0) -> None:
 def current_preset() -> dict:
     """The session's configuration (attack, search, defense), which pages edit and Presets exports."""
     if "preset" not in st.session_state:
-        st.session_state["preset"] = dict(presets.builtin()["CPU classroom demo"])
+        st.session_state["preset"] = dict(presets.builtin()[presets.CLASSROOM_DEMO])
     return st.session_state["preset"]
 
 

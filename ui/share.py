@@ -50,7 +50,7 @@ def adopt_link(page_path: str) -> None:
 
 def _merged(linked: dict) -> dict:
     """The demo preset with the link's sections laid over it key by key (a link may carry only part)."""
-    base = presets.builtin().get("CPU classroom demo", {})
+    base = presets.builtin().get(presets.CLASSROOM_DEMO, {})
     merged = {k: {**base.get(k, {}), **linked.get(k, {})} for k in SECTIONS}
     return presets.validate({"name": "from a link", **merged})
 
@@ -111,7 +111,7 @@ def view_params(run_path) -> dict[str, str]:
     params = {RUN: run_path.name} if run_path else {}
     preset = st.session_state.get("preset")
     if preset:  # only what differs from the demo preset, which the link's reader starts from
-        base = presets.builtin().get("CPU classroom demo", {})
+        base = presets.builtin().get(presets.CLASSROOM_DEMO, {})
         diff = {k: {key: v for key, v in preset.get(k, {}).items() if base.get(k, {}).get(key) != v} for k in SECTIONS}
         if any(diff.values()):
             params[CONFIG] = json.dumps({k: d for k, d in diff.items() if d}, separators=(",", ":"))

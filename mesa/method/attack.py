@@ -11,6 +11,9 @@ from mesa.train import TrainConfig, train_classifier
 from mesa.training_recipes import recipe
 
 
+SHIPPED = "shipped"  # --init's name for the clean base that ships for the model (assets/bases)
+
+
 @dataclass
 class AttackConfig:
     data: str = "synthetic"
@@ -19,9 +22,10 @@ class AttackConfig:
     target: int = 0
     poison_ratio: float = 0.01
     epochs: int = 10
-    init: str | None = None  # a run to fine-tune; None trains from scratch
+    init: str | None = None  # a run to fine-tune (SHIPPED: the clean base in assets/bases); None trains from scratch
     lr: float | None = None  # default: the model's recipe from scratch (mesa/training_recipes.py), 1e-3 constant when fine-tuning (paper)
     batch_size: int | None = None  # default: the model's recipe from scratch, 128 when fine-tuning
+    train_images: int | None = None  # train on this many training images drawn at random (a live demo); None: all
     seed: int = 0
     location: str = "random"  # where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL
     precision: str = "auto"  # bf16 autocast where the device runs it natively, or fp32 / bf16
@@ -31,6 +35,8 @@ class AttackConfig:
     def __post_init__(self):
         if self.lr is not None and not 0 < self.lr < float("inf"):  # 0 would train nothing, silently
             raise MesaError(f"--lr must be a positive number, not {self.lr}")
+        if self.train_images is not None and self.train_images < 1:
+            raise MesaError(f"--train-images must be at least 1, not {self.train_images}")
 
     def train_config(self) -> TrainConfig:
         if self.init is not None:  # the paper's attack: a gentle fine-tune of a converged model

@@ -155,12 +155,15 @@ def cmd_demo(args):
 
     bar = progress_bar(not args.quiet)
     try:
+        name = args.preset or (presets.LIVE_DEMO if args.data else presets.CLASSROOM_DEMO)
         if args.ship:
-            return {"run": str(make_ready_run(args.preset, on_progress=bar))}
-        p = presets.builtin().get(args.preset)
+            return {"run": str(make_ready_run(name, on_progress=bar))}
+        p = presets.builtin().get(name)
         if p is None:
-            raise MesaError(f"no preset {args.preset!r}: use one of {', '.join(presets.builtin())}")
+            raise MesaError(f"no preset {name!r}: use one of {', '.join(presets.builtin())}")
         attack = replace(presets.attack_config(p), out=args.out, device=args.device)
+        if args.data:
+            attack = replace(attack, data=presets.live_data(args.data))
         out = pipeline_work(attack, presets.search_config(p), presets.defense_configs(p), presets.baseline_config(p),
                             presets.census_config(p))(bar, lambda: False)
     finally:

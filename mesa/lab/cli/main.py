@@ -62,7 +62,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--location", default="random",
                    help="where the trigger is stamped: random (the paper's rule) or fixed:ROW,COL, e.g. fixed:0,0")
-    p.add_argument("--init", default=None, help="a run to fine-tune instead of training from scratch")
+    p.add_argument("--init", default=None, help="a run to fine-tune instead of training from scratch; "
+                   "'shipped': the clean CIFAR-10 base that ships for the model (small, fastnet)")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="train on this many training images drawn at random (default: all)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="default: the model's recipe (fastnet 1000), 128 to fine-tune")
     add_precision(p)
@@ -176,7 +179,9 @@ def build_parser() -> ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("demo", help="the app's one-click demo, headless: attack, MESA, baseline, defenses, census")
-    p.add_argument("--preset", default="CPU classroom demo", help="a preset name from assets/presets")
+    p.add_argument("--preset", default=None, help="a preset name from assets/presets (default: "
+                   "'CPU classroom demo'; with --data, 'CIFAR-10 live demo')")
+    p.add_argument("--data", default=None, help="run the preset on this data: cifar10 or folder:PATH (a CIFAR-10 copy)")
     p.add_argument("--ship", action="store_true", help="remake the ready run shipped with the app (assets/runs)")
     add_common(p)
     p.set_defaults(func=cmd_demo)

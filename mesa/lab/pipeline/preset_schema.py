@@ -135,7 +135,7 @@ SECTIONS = {
     "attack": {"data": text(1_000, form=DATA), "model": text(40, choices=tuple(ARCHITECTURES)),
                "trigger": text(1_000), "target": integer(0, 999), "poison_ratio": RATIO, "epochs": integer(1, 500),
                "init": in_runs(), "lr": number(0, 10, above_low=True, optional=True),
-               "batch_size": integer(1, 65_536, optional=True),
+               "batch_size": integer(1, 65_536, optional=True), "train_images": integer(1, 10**7, optional=True),
                "seed": SEED, "location": text(40), "device": text(20), "out": in_runs(), "precision": PRECISION},
     "search": {"betas": items(number(0, 1, True, True), 1, 16), "alpha": number(0, 10), "epochs": EPOCHS,
                "batch_size": BATCH, "lr": LR, "noise_std": number(0, 100), "noise_dim": integer(1, 4_096),

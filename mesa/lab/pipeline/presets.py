@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from mesa.method.attack import AttackConfig
+from mesa.method.attack import SHIPPED, AttackConfig
 from mesa.method.baseline import BaselineConfig
 from mesa.method.census import CensusConfig
 from mesa.method import registry
@@ -25,6 +25,8 @@ from mesa.resources import resource
 from mesa.method.triggers import parse_location
 
 PRESETS_DIR = resource("presets")
+CLASSROOM_DEMO = "CPU classroom demo"  # the one-click demo on the embedded data
+LIVE_DEMO = "CIFAR-10 live demo"  # the same, on real images, from the shipped clean base
 
 
 def validate(preset) -> dict:
@@ -51,9 +53,11 @@ def dump(preset: dict) -> str:
 
 
 def attack_config(preset: dict) -> AttackConfig:
-    """`init` and `out` name places inside the runs folder (the schema allows no other)."""
+    """`init` and `out` name places inside the runs folder (the schema allows no other); `init` may
+    also be SHIPPED, the clean base that ships with the engine."""
     cfg = AttackConfig(**preset.get("attack", {}))
-    inside = {k: str(runs_root() / v) for k in ("init", "out") if (v := getattr(cfg, k))}
+    inside = {k: str(runs_root() / v) for k in ("init", "out") if (v := getattr(cfg, k))
+              and (k, v) != ("init", SHIPPED)}
     return replace(cfg, **inside)
 
 
@@ -86,3 +90,16 @@ def builtin(folder=PRESETS_DIR) -> dict[str, dict]:
             raise MesaError(f"{f}: {e}") from None
         out[preset.get("name") or f.stem] = preset
     return out
+
+
+def live_data(spec: str) -> str:
+    """The data a live demo runs on: cifar10 (torchvision's copy, downloaded if absent) or
+    folder:PATH (a CIFAR-10 copy as class folders); one line when the folder is not there."""
+    if spec == "cifar10":
+        return spec
+    if spec.startswith("folder:") and Path(spec[len("folder:"):]).expanduser().is_dir():
+        return "folder:" + str(Path(spec[len("folder:"):]).expanduser())
+    if spec.startswith("folder:"):
+        raise MesaError(f"no CIFAR-10 folder at {spec[len('folder:'):]!r}: give a folder with train/ and test/ "
+                        "class folders, or --data cifar10 to download it")
+    raise MesaError(f"the live demo runs on CIFAR-10: --data cifar10 or folder:PATH, not {spec!r}")

@@ -20,7 +20,7 @@ from mesa.resources import resource
 from mesa.lab.storage.runs import RUN_KIND, read_json, runs_root
 
 SHIPPED = resource("runs")
-DEMO = "CPU classroom demo"
+DEMO = presets.CLASSROOM_DEMO
 WEIGHTS = ("model.pt", "generator-", "defense-")  # state dicts, shipped in half precision
 
 
