@@ -11,7 +11,7 @@ through_app()
 
 st.title("Presets")
 builtin = presets.builtin()
-name = st.selectbox("Built-in presets", list(builtin))
+name = st.selectbox("Built-in presets", list(builtin), index=list(builtin).index(presets.CLASSROOM_DEMO))
 st.caption(builtin[name].get("description", ""))
 if st.button("Use this preset", icon=":material/check:"):
     st.session_state["preset"] = dict(builtin[name])
