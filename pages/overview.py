@@ -20,6 +20,27 @@ through_app()
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO = presets.CLASSROOM_DEMO
 
+
+def live_demo():
+    """The same demo on real CIFAR-10 images, from the shipped clean base: the data is the user's to name."""
+    preset = presets.builtin()[presets.LIVE_DEMO]
+    with st.expander("Live demo on real CIFAR-10 images"):
+        st.markdown(preset["description"])
+        present = (cache_root() / "torchvision" / "cifar-10-batches-py").is_dir()
+        spec = st.text_input("CIFAR-10 data", value="cifar10" if present else "",
+                             placeholder="cifar10 (downloads it) or folder:PATH (train/ and test/ class folders)")
+        if st.button("Run the live demo", icon=":material/play_arrow:",
+                     disabled=not spec.strip() or bool(job_queue().active())):
+            try:
+                attack = replace(presets.attack_config(preset), data=presets.live_data(spec.strip()))
+            except MesaError as e:
+                st.error(str(e))
+                return
+            submit("demo", "live demo on CIFAR-10", pipeline_work(
+                attack, presets.search_config(preset), presets.defense_configs(preset),
+                presets.baseline_config(preset), presets.census_config(preset)))
+
+
 st.title("MESA Lab")
 st.markdown(
     """
@@ -65,26 +86,6 @@ with right:
     st.page_link("pages/cifar10.py", icon=":material/table_chart:",
                  label="On the embedded data every retraining closes the backdoor alike; on real CIFAR-10 the "
                        "census tells MESA from the single reversed trigger")
-
-
-def live_demo():
-    """The same demo on real CIFAR-10 images, from the shipped clean base: the data is the user's to name."""
-    preset = presets.builtin()[presets.LIVE_DEMO]
-    with st.expander("Live demo on real CIFAR-10 images"):
-        st.markdown(preset["description"])
-        present = (cache_root() / "torchvision" / "cifar-10-batches-py").is_dir()
-        spec = st.text_input("CIFAR-10 data", value="cifar10" if present else "",
-                             placeholder="cifar10 (downloads it) or folder:PATH (train/ and test/ class folders)")
-        if st.button("Run the live demo", icon=":material/play_arrow:",
-                     disabled=not spec.strip() or bool(job_queue().active())):
-            try:
-                attack = replace(presets.attack_config(preset), data=presets.live_data(spec.strip()))
-            except MesaError as e:
-                st.error(str(e))
-                return
-            submit("demo", "live demo on CIFAR-10", pipeline_work(
-                attack, presets.search_config(preset), presets.defense_configs(preset),
-                presets.baseline_config(preset), presets.census_config(preset)))
 
 
 def show_demo(job):

@@ -115,7 +115,8 @@ def test_key_widgets_exist(with_run):
     at = app("defense")
     assert at.multiselect[0].value == ["ensemble", "pixel-sgd", "finetune"]  # the demo preset's methods
     at = app("presets")
-    assert at.selectbox[0].options == ["CPU classroom demo", "paper: ResNet-18 CIFAR-10"]
+    assert at.selectbox[0].options == ["CIFAR-10 live demo", "CPU classroom demo", "paper: ResNet-18 CIFAR-10"]
+    assert at.selectbox[0].value == "CPU classroom demo"
 
 
 def test_choosing_a_pattern_sets_the_trigger():

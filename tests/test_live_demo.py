@@ -76,3 +76,26 @@ def test_the_live_demo_runs_end_to_end_on_a_cifar_shaped_folder(tmp_path, capsys
     methods = [d["method"] for d in out["defenses"]]
     assert methods == presets.builtin()[presets.LIVE_DEMO]["defense"]["methods"]
     assert all(d["census"]["after"]["triggers"] == 512 for d in out["defenses"])
+
+
+def test_the_overview_starts_the_live_demo_on_a_folder_and_names_a_missing_one(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    import ui.common
+
+    submitted = []  # what the button would queue (the page imports submit from ui.common on each run)
+    monkeypatch.setattr(ui.common, "submit", lambda kind, label, work, *a, **k: submitted.append(label))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.run()
+    box = next(t for t in at.text_input if t.label == "CIFAR-10 data")
+    assert box.value == ""  # no CIFAR-10 in this cache: the user names it
+    box.set_value(f"folder:{tmp_path / 'missing'}").run()
+    next(b for b in at.button if b.label == "Run the live demo").click().run()
+    assert [e.value for e in at.error] == [f"no CIFAR-10 folder at {str(tmp_path / 'missing')!r}: give a folder "
+                                           "with train/ and test/ class folders, or --data cifar10 to download it"]
+    assert not submitted
+    next(t for t in at.text_input if t.label == "CIFAR-10 data").set_value(f"folder:{tmp_path}").run()
+    next(b for b in at.button if b.label == "Run the live demo").click().run()
+    assert submitted == ["live demo on CIFAR-10"] and not at.error
