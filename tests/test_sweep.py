@@ -3,6 +3,7 @@ changed setting redoes only what it reaches, a failed case does not stop the oth
 import contextlib
 import io
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -193,6 +194,8 @@ def test_a_given_base_is_fine_tuned_not_trained_again(tmp_path):
     base = run_base(cfg, "synthetic:500", "small")
     assert base["run"] == str(clean) and base["ran"] == [] and not (tmp_path / "sweep" / "bases").exists()
     assert run_base(cfg, "synthetic:500", "small")["key"] == base["key"]
+    moved = shutil.copytree(clean, tmp_path / "elsewhere")  # the same weights at another place: the same cases
+    assert run_base(SweepConfig(out=cfg.out, data=cfg.data, base=str(moved)), "synthetic:500", "small")["key"] == base["key"]
     with pytest.raises(MesaError, match="not a resnet18"):
         run_base(cfg, "synthetic:500", "resnet18")
 

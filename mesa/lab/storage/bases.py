@@ -23,11 +23,12 @@ def shipped_base(model: str, classes: list[str]) -> Path | None:
 
 
 def base_identity(path: Path, model: str) -> dict:
-    """What a sweep's stages key on for a given base: its path and its weights' hash."""
+    """What a sweep's stages key on for a given base: its model and its weights' hash, not its place
+    (a moved clone, a fresh one or an installed package finds the same shipped base elsewhere)."""
     config = read_json(path / "config.json", "base config")
     if config.get("model") != model:
         raise MesaError(f"base {path} is a {config.get('model')}, not a {model}")
     weights = path / "model.pt"
     if not weights.is_file():
         raise MesaError(f"base {path} has no model.pt")
-    return {"base": str(path), "weights": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]}
+    return {"model": model, "weights": hashlib.sha256(weights.read_bytes()).hexdigest()[:16]}
