@@ -94,7 +94,7 @@ def test_the_overview_starts_the_live_demo_on_a_folder_and_names_a_missing_one(t
     box.set_value(f"folder:{tmp_path / 'missing'}").run()
     next(b for b in at.button if b.label == "Run the live demo").click().run()
     assert [e.value for e in at.error] == [f"no CIFAR-10 folder at {str(tmp_path / 'missing')!r}: give a folder "
-                                           "with train/ and test/ class folders, or --data cifar10 to download it"]
+                                           "with train/ and test/ class folders, or cifar10 to download it"]
     assert not submitted
     next(t for t in at.text_input if t.label == "CIFAR-10 data").set_value(f"folder:{tmp_path}").run()
     next(b for b in at.button if b.label == "Run the live demo").click().run()

@@ -101,5 +101,5 @@ def live_data(spec: str) -> str:
         return "folder:" + str(Path(spec[len("folder:"):]).expanduser())
     if spec.startswith("folder:"):
         raise MesaError(f"no CIFAR-10 folder at {spec[len('folder:'):]!r}: give a folder with train/ and test/ "
-                        "class folders, or --data cifar10 to download it")
+                        "class folders, or cifar10 to download it")
     raise MesaError(f"the live demo runs on CIFAR-10: --data cifar10 or folder:PATH, not {spec!r}")
