@@ -91,14 +91,21 @@ def run_setting(name: str, run: Path, work: Path, defense_epochs: int) -> dict:
 
 
 def table(results: dict) -> str:
-    rows = ["| setting | beta 0.9: distinct / modes / open hit / sample ASR / saturation | mesa:0.9 at 1%: ASR, open "
-            "| at 0.5: ASR, open |", "|---|---|---|---|"]
+    """The docs/RESULTS.md table: one row per setting, beta 0.9's coverage, then what mesa:0.9 leaves."""
+    first = next(iter(results.values()))["betas"]
+    opened = next((x.get("open") for x in first if x["beta"] == 0.9), None)
+    rows = [f"| setting (G_0.9) | distinct / modes | open patterns hit (of {opened}) | sample ASR | saturation "
+            "| mesa:0.9 at 1%: planted ASR, open (highest) | at 0.5: planted ASR, open (highest) |",
+            "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         b = next(x for x in r["betas"] if x["beta"] == 0.9)
-        d = r["mesa:0.9"]
-        cells = [f"{d[f]['asr']:.3f} ({d[f]['asr_ci'][0]:.3f}-{d[f]['asr_ci'][1]:.3f}), {d[f]['open']}" for f in ("0.01", "0.5")]
-        rows.append(f"| {name} | {b['distinct']} / {b['modes']:.2f} / {b.get('hit')} of {b.get('open')} / "
-                    f"{b['mean_asr']:.3f} / {b['saturation']:.2f} | {cells[0]} | {cells[1]} |")
+        hit = f"{b['hit']} ({b['hit'] / b['open']:.0%})" if b.get("open") else "no census"
+        cells = []
+        for f in ("0.01", "0.5"):
+            d = r["mesa:0.9"][f]
+            cells.append(f"{d['asr']:.3f} ({d['asr_ci'][0]:.3f}-{d['asr_ci'][1]:.3f}), {d['open']} ({d['worst_asr']:.3f})")
+        rows.append(f"| {name} | {b['distinct']} / {b['modes']:.1f} | {hit} | {b['mean_asr']:.3f} | "
+                    f"{b['saturation']:.2f} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)
 
 
