@@ -40,7 +40,8 @@ def test_a_training_subset_is_drawn_by_the_seed_and_keeps_the_test_set():
 def test_live_data_takes_cifar10_or_an_existing_folder_and_says_one_line_otherwise(tmp_path):
     assert presets.live_data("cifar10") == "cifar10"
     assert presets.live_data(f"folder:{tmp_path}") == f"folder:{tmp_path}"
-    for spec, says in ((f"folder:{tmp_path / 'nowhere'}", "no CIFAR-10 folder"), ("synthetic", "runs on CIFAR-10")):
+    for spec, says in ((f"folder:{tmp_path / 'nowhere'}", "no CIFAR-10 folder"), ("folder:", "no CIFAR-10 folder"),
+                       ("synthetic", "runs on CIFAR-10")):
         with pytest.raises(MesaError, match=says) as e:
             presets.live_data(spec)
         assert "\n" not in str(e.value)

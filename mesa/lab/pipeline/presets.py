@@ -97,9 +97,10 @@ def live_data(spec: str) -> str:
     folder:PATH (a CIFAR-10 copy as class folders); one line when the folder is not there."""
     if spec == "cifar10":
         return spec
-    if spec.startswith("folder:") and Path(spec[len("folder:"):]).expanduser().is_dir():
-        return "folder:" + str(Path(spec[len("folder:"):]).expanduser())
-    if spec.startswith("folder:"):
-        raise MesaError(f"no CIFAR-10 folder at {spec[len('folder:'):]!r}: give a folder with train/ and test/ "
-                        "class folders, or cifar10 to download it")
-    raise MesaError(f"the live demo runs on CIFAR-10: --data cifar10 or folder:PATH, not {spec!r}")
+    if not spec.startswith("folder:"):
+        raise MesaError(f"the live demo runs on CIFAR-10: --data cifar10 or folder:PATH, not {spec[:200]!r}")
+    given = spec[len("folder:"):]
+    if not given.strip() or not Path(given).expanduser().is_dir():
+        raise MesaError(f"no CIFAR-10 folder at {given[:200]!r}: give a folder with train/ and test/ class folders, "
+                        "or cifar10 to download it")
+    return "folder:" + str(Path(given).expanduser())
