@@ -24,8 +24,9 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     check_location(location, data.image_size, trigger.shape[-1])
     if cfg.train_images is not None:
         data = data.with_train_subset(cfg.train_images, cfg.seed)
-    if cfg.init:
-        base = load_run(base_path(cfg, data.classes), device)
+    init = base_path(cfg, data.classes) if cfg.init else None
+    if init:
+        base = load_run(init, device)
         if base.config.get("classes") != data.classes or base.config["model"] != cfg.model:
             raise MesaError(f"--init run {cfg.init} is a {base.config['model']} on {base.config['data']}, "
                             f"not a {cfg.model} on {cfg.data}'s classes")
@@ -38,7 +39,7 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     metrics["device"] = str(device)
     config = {**asdict(cfg), "num_classes": data.num_classes, "classes": data.classes, "mean": list(data.mean),
               "std": list(data.std), "image_size": data.image_size, "train": cfg.train_config().to_dict()}
-    config["init"] = cfg.init and str(base_path(cfg, data.classes))  # what "shipped" was, kept with the run
+    config["init"] = init and str(init)  # what "shipped" named, kept with the run
     config.pop("out")
     config.pop("device")
     path = save_run(cfg.out, config, model, trigger, metrics, history)
