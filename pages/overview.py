@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from mesa.lab.pipeline import presets
-from mesa.data import cache_root
+from mesa.data import cache_root, is_local
 from mesa.errors import MesaError
 from mesa.lab.jobs.tasks import pipeline_work
 from mesa.lab.jobs.queue import job_queue
@@ -26,8 +26,7 @@ def live_demo():
     preset = presets.builtin()[presets.LIVE_DEMO]
     with st.expander("Live demo on real CIFAR-10 images"):
         st.markdown(preset["description"])
-        present = (cache_root() / "torchvision" / "cifar-10-batches-py").is_dir()
-        spec = st.text_input("CIFAR-10 data", value="cifar10" if present else "",
+        spec = st.text_input("CIFAR-10 data", value="cifar10" if is_local("cifar10") else "",
                              placeholder="cifar10 (downloads it) or folder:PATH (train/ and test/ class folders)")
         if st.button("Run the live demo", icon=":material/play_arrow:",
                      disabled=not spec.strip() or bool(job_queue().active())):
