@@ -13,7 +13,7 @@ from mesa.lab.pipeline.probe import BACKDOORED
 from mesa.lab.pipeline.projection import pca_projector
 from mesa.method.registry import is_per_trigger
 from mesa.method.triggers import canonical_patterns, parse_trigger
-from ui.census_view import answer_of, census_trace, censuses, probe_of
+from ui.census_view import answer_of, census_trace, censuses, label, probe_of
 from ui.common import active_run, image_grid, mtime, run, trigger_hover, trigger_image, trigger_sources
 from ui.charts import points_by_source
 from ui.entry import through_app
@@ -74,11 +74,13 @@ names = r.config["classes"]
 with answer_col:
     st.markdown(f"**ASR on {len(probe.labels)} held-out images** (stamped at random places; answered in "
                 f"{took * 1000:.0f} ms). Target class: **{names[probe.target]}**.")
+    methods = list(artifacts.load_defenses(path))
     for col, (model, asr) in zip(st.columns(len(answer.asr)), answer.asr.items()):
-        col.metric("backdoored model" if model == BACKDOORED else f"after {model}", f"{asr:.0%}",
+        col.metric("backdoored model" if model == BACKDOORED else label(artifacts.method_file(model), methods), f"{asr:.0%}",
                    help=f"with no trigger at all {probe.no_trigger[model]:.1%} already go to the target")
-    if unkept := [m for m in artifacts.load_defenses(path) if is_per_trigger(m)]:
-        st.caption(f"{', '.join(unkept)}: no defended model kept (one per trigger), so not probed here.")
+    if unkept := [m for m in methods if is_per_trigger(m) and f"{m}-1" not in answer.asr]:
+        st.caption(f"{', '.join(unkept)}: saved before its defended copies were kept, so not probed here "
+                   f"(run that defense again to probe them).")
     model = st.segmented_control("Predictions of", list(answer.predictions),
                                  key=choice("predictions", BACKDOORED, list(answer.predictions))) or BACKDOORED
     st.image(image_grid(answer.examples, 88), width=88,

@@ -5,6 +5,7 @@ of tests/test_app.py (its ensemble defense took the census before and after)."""
 import json
 
 from mesa.lab.storage import artifacts
+from mesa.lab.storage.ready_runs import install_ready_runs
 from mesa.lab.pipeline import presets
 from tests.test_app import ROOT, app, assert_clean, fresh_queue, saved_run, streamlit_testing, with_run  # noqa: F401
 
@@ -132,3 +133,14 @@ def test_census_and_defense_choices_come_from_the_link(with_run):
     demo = presets.builtin()["CPU classroom demo"]["defense"]
     assert [n.value for n in at.number_input] == [demo["epochs"], demo["poison_ratio"]]
     assert at.query_params["methods"] == '["finetune"]' and at.query_params["epochs"] == str(demo["epochs"])
+
+
+def test_the_probe_asks_each_pixel_sgd_restart_of_the_shipped_run(monkeypatch):
+    """The shipped ready run keeps each pixel-SGD restart's defended model: the Probe answers on them."""
+    monkeypatch.setenv("MESA_READY_RUNS", "1")
+    install_ready_runs()
+    at = app("probe")
+    assert_clean(at)
+    labels = [m.label for m in at.metric]
+    assert {"after pixel-sgd (restart 1)", "after pixel-sgd (restart 2)", "after ensemble"} <= set(labels), labels
+    assert not any("not probed here" in c.value for c in at.caption)

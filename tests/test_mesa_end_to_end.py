@@ -92,6 +92,7 @@ def test_baseline_and_pixel_sgd_defense(searched_run, capsys):
     per_restart = saved["census"]["restarts"]
     assert len(per_restart) == 2 and result["census"]["after"]["open"] == max(r["after"]["open"] for r in per_restart)
     assert {"defense-pixel-sgd-1", "defense-pixel-sgd-2"} <= set(artifacts.list_censuses(attack["run"]))
+    assert {"pixel-sgd-1", "pixel-sgd-2"} <= set(artifacts.kept_models(attack["run"]))  # each copy kept: the Probe asks it
     again = _run(capsys, ["census", attack["run"], "--defense", "pixel-sgd", "--images", "32"])
     assert again["open"] == result["census"]["after"]["open"]
 

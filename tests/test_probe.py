@@ -44,7 +44,7 @@ def test_ask_measures_each_model_on_the_same_stamped_images():
 
 def fake_run(tmp_path):
     """An untrained small model saved as a run, with an ensemble defense that kept its model and a
-    pixel-sgd one that (as always) did not; the data are 40 random 16x16 test images."""
+    pixel-sgd one saved before copies were kept (none); the data are 40 random 16x16 test images."""
     g = torch.Generator().manual_seed(0)
     data = ImageData("fake", [str(c) for c in range(10)], torch.zeros(10, 3, 16, 16, dtype=torch.uint8),
                      torch.arange(10), torch.randint(0, 256, (40, 3, 16, 16), generator=g, dtype=torch.uint8),
@@ -87,3 +87,17 @@ def test_pca_projector_places_new_triggers_on_the_fitted_map():
     xy = project(reference)
     assert xy.shape == (4, 2)
     assert project(reference[2:3]) == pytest.approx(xy[2:3])
+
+
+def test_a_per_trigger_defense_keeps_each_copy_and_the_probe_asks_each(tmp_path):
+    """pixel-sgd's copies (one per baseline restart) are kept as pixel-sgd-1, -2, checked against the
+    defense's JSON; the Probe asks each, and a copy's file the JSON does not name is not loaded."""
+    path, data = fake_run(tmp_path)
+    copies = [build_model("small", 10, data.mean, data.std) for _ in range(2)]
+    artifacts.save_defense(path, {"method": "pixel-sgd"}, None, (), copies)
+    assert kept_defenses(path) == ["ensemble", "pixel-sgd-1", "pixel-sgd-2"]
+    probe = open_probe(path, data, images=5)
+    assert list(probe.models) == [BACKDOORED, "ensemble", "pixel-sgd-1", "pixel-sgd-2"]
+    assert set(ask(probe, binary_trigger(170)).asr) == set(probe.models)
+    artifacts.save_defense(path, {"method": "pixel-sgd"}, None, (), copies[:1])  # fewer restarts the next time
+    assert kept_defenses(path) == ["ensemble", "pixel-sgd-1"]

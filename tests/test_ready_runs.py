@@ -1,6 +1,8 @@
 """The ready runs shipped with the app: complete, loadable, and installed without touching the originals."""
+import torch
+
 from mesa.lab.storage import artifacts
-from mesa.lab.storage.ready_runs import SHIPPED, install_ready_runs, shipped_runs
+from mesa.lab.storage.ready_runs import SHIPPED, halve_weights, install_ready_runs, shipped_runs
 from mesa.lab.storage.runs import list_runs, load_run
 
 
@@ -14,8 +16,11 @@ def test_a_ready_run_is_shipped_whole():
         defenses = artifacts.load_defenses(path)
         assert {"ensemble", "pixel-sgd", "finetune"} <= set(defenses)
         assert all("census" in d for d in defenses.values())
+        kept = artifacts.kept_models(path)  # each pixel-SGD restart's defended model too: the Probe compares them
+        assert {"ensemble", "finetune", "pixel-sgd-1", "pixel-sgd-2"} <= set(kept)
+        assert all(artifacts.load_defended_state(path, m) is not None for m in kept)
         assert artifacts.load_census(path, "before")["summary"]["open"] >= 1
-    assert sum(f.stat().st_size for p in runs for f in p.rglob("*")) < 8e6  # a few MB in all
+    assert sum(f.stat().st_size for p in runs for f in p.rglob("*")) < 10e6  # a few MB in all
 
 
 def test_install_copies_once_and_leaves_the_originals(tmp_path, monkeypatch):
@@ -34,3 +39,12 @@ def test_install_copies_once_and_leaves_the_originals(tmp_path, monkeypatch):
 def test_install_is_off_in_tests_by_default(tmp_path):
     assert install_ready_runs(tmp_path / "runs") == []  # conftest sets MESA_READY_RUNS=0
 
+
+
+def test_halved_weights_still_match_their_stage_files(tmp_path):
+    """Shipping halves every state dict; the hashes in the stage JSONs follow, so the set still loads."""
+    run = tmp_path / "run"
+    artifacts.save_defense(run, {"method": "pixel-sgd"}, None, (), [torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)])
+    halve_weights(run)
+    state = artifacts.load_defended_state(run, "pixel-sgd-2")
+    assert state["weight"].dtype == torch.float16

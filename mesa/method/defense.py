@@ -67,8 +67,8 @@ class DefenseInputs:
 
 @dataclass
 class Defended:
-    """What a defense's run gives back: the defended model (None when it kept none: a per-trigger
-    defense keeps one per trigger) and its held-out metrics, history and inspections."""
+    """What a defense's run gives back: the defended model (None for a per-trigger defense, which
+    gives one copy per trigger in `copies`) and its held-out metrics, history and inspections."""
     model: torch.nn.Module | None
     after: dict
     history: list[dict]
@@ -76,6 +76,7 @@ class Defended:
     per_trigger: list[dict] | None = None  # each copy's held-out metrics
     histories: list[list[dict]] | None = None
     inspections: list = field(default_factory=list)  # inspect(model, index) of each defended model
+    copies: list = field(default_factory=list)  # a per-trigger defense's defended models, in trigger order
 
 
 @dataclass
@@ -90,6 +91,7 @@ class DefenseResult:
     per_trigger: list[dict] | None = None  # "restarts" in the JSON
     histories: list[list[dict]] | None = None
     inspections: list = field(default_factory=list)  # not saved: the pipeline makes its census of them
+    copies: list = field(default_factory=list)  # a per-trigger defense's models: saved beside, not in the JSON
     seconds: float = 0.0
     census: dict | None = None
     samples_asr: dict | None = None  # MESA's samples' ASR before and after: for a run with no planted trigger
@@ -123,7 +125,7 @@ def check_inputs(method: str, inputs: DefenseInputs) -> None:
 def defend(model, inputs: DefenseInputs, cfg: DefenseConfig, on_progress: ProgressFn = ignore,
            should_stop=lambda: False, inspect: Callable | None = None) -> tuple[DefenseResult, torch.nn.Module | None]:
     """Run one defense: (its result, measured on the held-out split before and after; the defended
-    model, None when it kept none). `inspect(model, index)` looks at each defended model before it is
+    model, None for a per-trigger defense, whose copies are the result's). `inspect(model, index)` looks at each defended model before it is
     dropped (the census of what it leaves open; index: the trigger's for a per-trigger defense, else None)."""
     entry, param = registry.defense(cfg.method)
     check_inputs(cfg.method, inputs)
@@ -132,4 +134,4 @@ def defend(model, inputs: DefenseInputs, cfg: DefenseConfig, on_progress: Progre
     out = entry.run(entry, param, model, inputs, cfg, on_progress, should_stop, inspect)
     worst = out.worst_asr if out.per_trigger is not None else out.after.get("asr")
     return DefenseResult(cfg.method, cfg.to_dict(), before, out.after, worst, out.history, out.per_trigger,
-                         out.histories, out.inspections, round(time.time() - start, 1)), out.model
+                         out.histories, out.inspections, out.copies, round(time.time() - start, 1)), out.model

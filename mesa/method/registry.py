@@ -157,7 +157,7 @@ def headline() -> str:
 
 
 def is_per_trigger(method: str) -> bool:
-    """Whether a saved defense kept one model per trigger (none kept); False for one this code no longer knows."""
+    """Whether a saved defense made one model per trigger (kept as METHOD-I); False for one this code no longer knows."""
     try:
         return defense(method)[0].per_trigger
     except MesaError:

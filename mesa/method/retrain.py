@@ -48,7 +48,7 @@ def retraining(entry, param, model, inputs: DefenseInputs, cfg: DefenseConfig, o
                                            should_stop)
         return Defended(defended, after, history, inspections=[inspect(defended, None)] if inspect else [])
     chosen = inputs.made[:cfg.restarts or len(inputs.made)]
-    per_trigger, histories, inspections = [], [], []
+    per_trigger, histories, inspections, copies = [], [], [], []
     for i, made in enumerate(chosen):
         stamps = entry.stamps(replace(inputs, made=made), cfg, param)
         copy_i, history, after = retrain(model, stamps, inputs, cfg, on_progress, f"{stage} {i + 1}/{len(chosen)}",
@@ -57,9 +57,10 @@ def retraining(entry, param, model, inputs: DefenseInputs, cfg: DefenseConfig, o
             inspections.append(inspect(copy_i, i))
         per_trigger.append(after)
         histories.append(history)
+        copies.append(copy_i.eval())
         if should_stop():
             break
     asrs = [r["asr"] for r in per_trigger if "asr" in r]  # none without a planted trigger
     after = {"clean_acc": sum(r["clean_acc"] for r in per_trigger) / len(per_trigger)}
     return Defended(None, {**after, "asr": sum(asrs) / len(asrs)} if asrs else after, histories[0],
-                    max(asrs) if asrs else None, per_trigger, histories, inspections)
+                    max(asrs) if asrs else None, per_trigger, histories, inspections, copies)

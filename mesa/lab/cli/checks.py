@@ -22,7 +22,7 @@ def _defense_saved(run, method: str) -> None:
     from mesa.lab.storage import artifacts
     from mesa.method.registry import is_per_trigger
 
-    folder = Path(run) / artifacts.FOLDER  # a per-trigger defense keeps no model, only its JSON (and census)
+    folder = Path(run) / artifacts.FOLDER  # a per-trigger defense's census is its JSON's (its copies are METHOD-I.pt)
     kept = folder / f"{artifacts.method_file(method)}.{'json' if is_per_trigger(method) else 'pt'}"
     if not kept.is_file():
         saved = sorted(p.stem[len("defense-"):] for p in folder.glob("defense-*.json"))

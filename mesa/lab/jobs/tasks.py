@@ -84,5 +84,5 @@ def _census(run_path, cfg, on_progress, should_stop):
 
 def census_work(run_path, cfg: CensusConfig = CensusConfig()):
     """The census as one job: the run's own model ("before"), then every defended model the run kept
-    whose census is missing (a per-trigger defense keeps none: its census is taken during the defense)."""
+    whose census is missing (each copy of a per-trigger defense too; theirs are usually taken during the defense)."""
     return partial(_census, str(run_path), cfg)

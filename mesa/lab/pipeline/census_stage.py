@@ -61,12 +61,12 @@ def census_report(ws: Workspace, before: Census, after: Census, cfg: CensusConfi
 
 
 def per_trigger_census(ws: Workspace, cfg: CensusConfig, method: str) -> dict:
-    """A per-trigger defense keeps no defended model (one per trigger): its census is the
-    one taken during the defense."""
+    """A per-trigger defense's census, its worst copy's with every copy's beside: the one taken
+    during the defense (each copy's own census is its kept model's, METHOD-I)."""
     saved = artifacts.load_defenses(ws.run.path).get(method)
     report = (saved or {}).get("census")
     if report is None or report["after"]["family"] != cfg.family:
-        raise MesaError(f"no {cfg.family} census of the {method} defense in {ws.run.path}: its defended models are "
-                        f"not kept, so run `defend --method {method} --census {cfg.family}` again")
+        raise MesaError(f"no {cfg.family} census of the {method} defense in {ws.run.path}: "
+                        f"run `defend --method {method} --census {cfg.family}` again")
     return {**report["after"], "closure": report["closure"], "before": report["before"],
             "restarts": report.get("restarts", [])}

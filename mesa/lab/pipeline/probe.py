@@ -6,7 +6,6 @@ Every model is asked the same question: the same held-out images outside the tar
 with the same seeded place for the trigger, so the answers compare across models and triggers.
 """
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -40,9 +39,8 @@ class Answer:
 
 
 def kept_defenses(run_path) -> list[str]:
-    """The methods of every defense of the run that kept its model (a per-trigger defense keeps none)."""
-    folder = Path(run_path) / artifacts.FOLDER
-    return [m for m in artifacts.load_defenses(run_path) if (folder / f"{artifacts.method_file(m)}.pt").is_file()]
+    """Every defended model the run keeps: METHOD, or METHOD-I for copy I of a per-trigger defense."""
+    return list(artifacts.kept_models(run_path))
 
 
 def open_probe(run_path, data: ImageData | None = None, images: int = 256, k: int = 3, seed: int = 0,

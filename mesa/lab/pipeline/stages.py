@@ -74,13 +74,12 @@ def run_inversion(ws: Workspace, method: str, cfg, on_progress: ProgressFn = ign
 
 
 def defended_model(ws: Workspace, method: str):
-    """The defended model saved by `defend --method METHOD` (a per-trigger defense keeps none)."""
+    """The defended model kept as `method` (artifacts.kept_models: METHOD, or METHOD-I for copy I of
+    a per-trigger defense)."""
     state = artifacts.load_defended_state(ws.run.path, method)
     if state is None:
-        saved = sorted(artifacts.load_defenses(ws.run.path))
-        per_trigger = [d.name for d in registry.defenses().values() if d.per_trigger]
-        raise MesaError(f"no defended model saved for {method!r} in {ws.run.path} (saved: {', '.join(saved) or 'none'}; "
-                        f"{', '.join(per_trigger)} keep none, their census per trigger is taken during the defense)")
+        kept = sorted(artifacts.kept_models(ws.run.path))
+        raise MesaError(f"no defended model kept as {method!r} in {ws.run.path} (kept: {', '.join(kept) or 'none'})")
     model = copy.deepcopy(ws.run.model)
     try:
         model.load_state_dict(state)
@@ -167,7 +166,7 @@ def run_defense(ws: Workspace, cfg: DefenseConfig, on_progress: ProgressFn = ign
     result.census = census_of_defense(result.inspections, entry.per_trigger)
     if found and defended is not None and run.trigger is None:  # no planted trigger to measure: MESA's own samples
         result.samples_asr = _samples_asr(ws, found, defended, cfg.location)
-    artifacts.save_defense(run.path, result.to_dict(), defended, taken)
+    artifacts.save_defense(run.path, result.to_dict(), defended, taken, result.copies)
     summary = {"run": str(run.path), "method": cfg.method, "before": result.before, "after": result.after,
                "worst_asr": result.worst_asr, "seconds": result.seconds}
     if result.census is not None:

@@ -3,7 +3,8 @@
     mesa/search.json          config, target, per-beta summary and loss curves
     mesa/generator-B.pt       G_beta weights         mesa/samples-B.pt  samples, their ASR, snapshots
     mesa/baseline.json/.pt    pixel-SGD triggers, their ASR and curve (another inversion method's: STAGE.json/.pt)
-    mesa/defense-METHOD.json  before/after metrics and per-epoch history (+ .pt: defended weights)
+    mesa/defense-METHOD.json  before/after metrics and per-epoch history (+ .pt: defended weights; a
+                              per-trigger defense's copies: defense-METHOD-I.pt, one per restart)
     mesa/detection.json       per-class achievable ASR
     mesa/census-TAG-FAMILY.json/.pt  a census (TAG: before, floor, defense-METHOD[-RESTART]): summary,
                               settings; every trigger's spec, per-class rates and ASR
@@ -138,13 +139,18 @@ def method_file(method: str) -> str:
     return "defense-" + method.replace(":", "-")
 
 
-def save_defense(run_path, result: dict, defended=None, censuses=()) -> None:
+def _weights(model) -> dict:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def save_defense(run_path, result: dict, defended=None, censuses=(), copies=()) -> None:
     """The defense's set: the censuses it took of its models ((tag, census, summary, settings), each
-    naming this save), its defended weights, then its JSON."""
+    naming this save), its defended weights (or a per-trigger defense's `copies`), then its JSON."""
     d, name, save_id = _dir(run_path), method_file(result["method"]), uuid.uuid4().hex
     for tag, census, summary, settings in censuses:
         save_census(run_path, tag, census, summary, settings, of={"file": f"{name}.json", "save_id": save_id})
-    parts = {} if defended is None else {f"{name}.pt": {k: v.detach().cpu() for k, v in defended.state_dict().items()}}
+    parts = {} if defended is None else {f"{name}.pt": _weights(defended)}
+    parts.update({f"{name}-{i + 1}.pt": _weights(m) for i, m in enumerate(copies)})
     _commit(d, parts, f"{name}.json", {**result, "save_id": save_id})
 
 
@@ -162,13 +168,27 @@ def load_defenses(run_path) -> dict:
     return results
 
 
-def load_defended_state(run_path, method: str) -> dict | None:
-    """The defended weights `defend --method METHOD` kept, checked against its JSON; None if it kept none."""
-    d, name = _dir(run_path), method_file(method)
-    if not (d / f"{name}.pt").is_file():
+def kept_models(run_path) -> dict[str, tuple[Path, str]]:
+    """{name: (its defense's JSON, weights file)} of every defended model the run keeps: METHOD, or
+    METHOD-I for copy I of a per-trigger defense (one per restart). Its name's method_file is the tag
+    of its census."""
+    d, kept = _dir(run_path), {}
+    for f in sorted(d.glob("defense-*.json")) if d.is_dir() else []:
+        meta = _defense_meta(f)
+        files = meta.get("files") if isinstance(meta.get("files"), dict) else {f"{f.stem}.pt": None}  # older saves
+        for file in files:
+            mine = file == Path(file).name and file.startswith(f.stem) and file.endswith(".pt")  # never a path out
+            if mine and (d / file).is_file():
+                kept[meta["method"] + file[len(f.stem):-len(".pt")]] = (f, file)
+    return kept
+
+
+def load_defended_state(run_path, name: str) -> dict | None:
+    """The defended weights kept as `name` (kept_models), checked against its JSON; None if none is."""
+    found = kept_models(run_path).get(name)
+    if found is None:
         return None
-    meta = _defense_meta(d / f"{name}.json") if (d / f"{name}.json").is_file() else {"files": {}}
-    return _part(d, meta, f"{name}.pt", "defended model")
+    return _part(_dir(run_path), _defense_meta(found[0]), found[1], "defended model")
 
 
 def save_detection(run_path, result: dict) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
+from mesa import atomic
 from mesa.lab.pipeline import presets
+from mesa.lab.storage import artifacts
 from mesa.lab.jobs.tasks import pipeline_work
 from mesa.progress import ProgressFn, ignore
 from mesa.resources import resource
@@ -54,10 +56,22 @@ def install_ready_runs(root=None, source: Path = SHIPPED) -> list[Path]:
     return added
 
 
-def _halve(path: Path) -> None:
-    """Store a state dict's float tensors in half precision (they load back into float32 models)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, path)
+def halve_weights(run: Path) -> None:
+    """Store the run's state dicts (model, generators, defended models) with float tensors in half
+    precision (they load back into float32 models), and their new hashes in the stage JSONs that
+    name them, so each stage's set still checks."""
+    hashes = {}
+    for f in run.rglob("*.pt"):
+        if f.name.startswith(WEIGHTS):
+            state = torch.load(f, map_location="cpu", weights_only=True)
+            data = atomic.torch_bytes({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
+            atomic.write_bytes(f, data)
+            hashes[f.name] = atomic.sha256(data)
+    for f in (run / artifacts.FOLDER).glob("*.json"):
+        meta = read_json(f, "stage result")
+        named = meta.get("files") if isinstance(meta, dict) else None
+        if isinstance(named, dict) and hashes.keys() & named.keys():
+            atomic.write_json(f, {**meta, "files": {k: hashes.get(k, v) for k, v in named.items()}})
 
 
 def make_ready_run(preset_name: str = DEMO, out: Path = SHIPPED, on_progress: ProgressFn = ignore) -> Path:
@@ -70,9 +84,7 @@ def make_ready_run(preset_name: str = DEMO, out: Path = SHIPPED, on_progress: Pr
                                presets.defense_configs(preset), presets.baseline_config(preset),
                                presets.census_config(preset))(on_progress, lambda: False)
         run = Path(result["run"])
-        for f in run.rglob("*.pt"):
-            if f.name.startswith(WEIGHTS):
-                _halve(f)
+        halve_weights(run)
         out.mkdir(parents=True, exist_ok=True)
         final = out / f"ready-{run.name.rsplit('-', 2)[0]}"
         if final.exists():

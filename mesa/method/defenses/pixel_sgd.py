@@ -1,5 +1,5 @@
 """The pixel-sgd defense: retrain with one reversed trigger of the pixel-SGD baseline, one defended
-copy of the model per baseline restart (none is kept; the census of each is taken as it is made)."""
+copy of the model per baseline restart, each kept (pixel-sgd-1, -2, ...) with its census."""
 from mesa.method.poison import fixed_sampler
 from mesa.method.registry import Defense, register_defense
 from mesa.method.retrain import retraining
