@@ -2,7 +2,8 @@
 
 Sources: `synthetic` and `synthetic100` (embedded, 10 or 100 classes, drawn once then cached; `:N` for N training images,
 N/5 test images, default 10000), `cifar10`, `cifar100` (torchvision, cached), `folder:PATH`
-(an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached).
+(an image-folder tree with train/<class>/* and test/<class>/*, decoded once and cached), and
+`cifar10-sample` (2,000 real CIFAR-10 test images shipped in assets/cifar10-test-sample: no training images).
 """
 import functools
 import hashlib
@@ -15,9 +16,11 @@ import torch
 
 from mesa import atomic, image_folder, synthetic
 from mesa.errors import MesaError
+from mesa.resources import resource
 from mesa.synthetic import CLASSES as SYNTHETIC_CLASSES, CLASSES_100, make_synthetic
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}  # torchvision's extracted copies
+SAMPLE = "cifar10-sample"
 
 
 @dataclass
@@ -160,16 +163,33 @@ def load_folder(root, cache: bool = True) -> ImageData:
     return data
 
 
+def load_cifar10_sample() -> ImageData:
+    """The CIFAR-10 test images that ship with MESA Lab (200 per class; provenance in the folder's
+    README.md): a CIFAR-10 model can be imported, searched, defended (on the defender's 80% of them)
+    and probed on real images with no download. No training images: an attack needs a full copy."""
+    root = resource(SAMPLE)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    files = [(label, p) for label, c in enumerate(classes) for p in sorted((root / c).iterdir())
+             if p.suffix.lower() in image_folder.IMAGE_SUFFIXES]
+    images = torch.stack([image_folder.decode_image(p, None) for _, p in files])
+    labels = torch.tensor([label for label, _ in files])
+    mean, std = channel_stats(images)
+    return ImageData(SAMPLE, classes, images[:0], labels[:0], images, labels, mean, std)
+
+
 def load_data(spec: str) -> ImageData:
-    """`synthetic[100][:N]`, `cifar10`, `cifar100` or `folder:PATH`."""
+    """`synthetic[100][:N]`, `cifar10`, `cifar100`, `folder:PATH` or `cifar10-sample`."""
     data = _synthetic_spec(spec)
     if data is not None:
         return data
+    if spec == SAMPLE:
+        return load_cifar10_sample()
     if spec in ("cifar10", "cifar100"):
         return load_torchvision(spec)
     if spec.startswith("folder:") and len(spec) > len("folder:"):
         return load_folder(spec[len("folder:"):])
-    raise MesaError(f"unknown data source {spec!r}: use synthetic, synthetic100, cifar10, cifar100 or folder:PATH")
+    raise MesaError(f"unknown data source {spec!r}: use synthetic, synthetic100, cifar10, cifar100, folder:PATH "
+                    f"or {SAMPLE}")
 
 
 _loaded = functools.lru_cache(maxsize=2)(load_data)
@@ -207,7 +227,7 @@ def is_local(spec: str) -> bool:
     """Whether loading `spec` needs no download: the embedded data, an image folder, a CIFAR copy on disk."""
     if spec in CIFAR_FOLDERS:
         return (cache_root() / "torchvision" / CIFAR_FOLDERS[spec]).is_dir()
-    return spec.startswith(("synthetic", "folder:"))
+    return spec == SAMPLE or spec.startswith(("synthetic", "folder:"))
 
 
 def defense_split(images: torch.Tensor, labels: torch.Tensor, fraction: float = 0.8, seed: int = 0):

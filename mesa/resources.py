@@ -11,6 +11,7 @@ RESOURCES = {
     "runs": ("assets/runs", "**/*"),
     "bases": ("assets/bases", "**/*"),
     "results": ("docs/results", "cifar10-small-*.json"),
+    "cifar10-sample": ("assets/cifar10-test-sample", "**/*"),
 }
 PACKAGED = "_shipped"  # the copies' folder inside an installed mesa package
 _HERE = Path(__file__).resolve().parent

@@ -62,6 +62,8 @@ with left:
 - **cifar10**: {"present" if (tv / "cifar-10-batches-py").is_dir() else f"not downloaded: put `cifar-10-batches-py/` in `{tv}` or let the first attack download it"}.
 - **cifar100**: {"present" if (tv / "cifar-100-python").is_dir() else f"not downloaded: put `cifar-100-python/` in `{tv}` or let the first attack download it"}.
 - **folder:PATH**: any image folder with `train/<class>/*` and `test/<class>/*`.
+- **cifar10-sample**: always available: 2,000 real CIFAR-10 test images that ship with the app, to import
+  a CIFAR-10 model and search, defend and probe it with no download (no training images: no attack).
 """
     )
     runs = list_runs()

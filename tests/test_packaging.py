@@ -63,6 +63,9 @@ assert presets.builtin()["CPU classroom demo"] and inside(presets.PRESETS_DIR)
 assert ready_runs.shipped_runs() and inside(ready_runs.SHIPPED)
 assert bases.has_shipped_base("fastnet") and inside(bases.SHIPPED)
 assert recorded.list_records()[0] and inside(recorded.RESULTS_DIR)
+from mesa.data import load_data
+from mesa.resources import resource
+assert len(load_data("cifar10-sample").test_labels) == 2000 and inside(resource("cifar10-sample"))
 print(mesa.__path__[0])
 """
 

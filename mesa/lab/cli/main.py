@@ -77,7 +77,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("run")
     p.add_argument("--trigger", default=None, help="another trigger than the run's own")
     p.add_argument("--target", type=int, default=None)
-    p.add_argument("--data", default=None, help="another copy of the run's data set (same classes), e.g. folder:PATH")
+    p.add_argument("--data", default=None, help="another copy of the run's data set (same classes), e.g. folder:PATH, "
+                   "or cifar10-sample (the 2,000 CIFAR-10 test images that ship)")
     add_location(p)
     add_common(p, runs=False)
     p.set_defaults(func=cmd_eval)
@@ -162,7 +163,8 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("import", help="bring your own model: TorchScript, a state dict or BackdoorBench's attack_result.pt")
     p.add_argument("file")
-    p.add_argument("--data", default=None, help="synthetic, cifar10, cifar100 or folder:PATH (BackdoorBench: from the file)")
+    p.add_argument("--data", default=None, help="synthetic, cifar10, cifar100, folder:PATH or cifar10-sample (2,000 "
+                   "shipped CIFAR-10 test images, no download) (BackdoorBench: from the file)")
     p.add_argument("--arch", default=None, help="state dicts: small, resnet18, preactresnet18, torchvision-resnet18, "
                    "torchvision-resnet34 or torchvision-vgg16_bn")
     p.add_argument("--format", default="auto", choices=["auto", "torchscript", "state-dict", "backdoorbench"])

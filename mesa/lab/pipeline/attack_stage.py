@@ -22,6 +22,8 @@ def run_attack(cfg: AttackConfig, on_progress: ProgressFn = ignore, should_stop=
     trigger = parse_trigger(cfg.trigger, data.image_size)
     location = parse_location(cfg.location)
     check_location(location, data.image_size, trigger.shape[-1])
+    if len(data.train_labels) == 0:
+        raise MesaError(f"{cfg.data} holds test images only: an attack trains on a full data set (cifar10, folder:PATH)")
     if cfg.train_images is not None:
         data = data.with_train_subset(cfg.train_images, cfg.seed)
     init = base_path(cfg, data.classes) if cfg.init else None
