@@ -8,6 +8,7 @@ import torch
 
 from mesa.lab.pipeline import presets
 from mesa.method.attack import AttackConfig
+from mesa.data import SAMPLE
 from mesa.errors import MesaError
 from mesa.lab.jobs.tasks import attack_work
 from mesa.method.metrics import predict
@@ -65,7 +66,7 @@ with st.expander("Configure and train", expanded=active_run() is None):
 
 
 with st.expander("Load a model trained elsewhere", expanded=False):
-    load_a_model(SOURCES)
+    load_a_model([*SOURCES, SAMPLE])  # the shipped CIFAR-10 test images: a model to inspect, nothing to train
 
 
 def show_training(job):

@@ -6,6 +6,7 @@ from mesa.data import SAMPLE, is_local, load_data
 from mesa.lab.cli.main import main
 from mesa.lab.storage.bases import SHIPPED
 from mesa.lab.storage.runs import read_json
+from tests.test_app import app, assert_clean, fresh_queue  # noqa: F401
 from tests.test_hostile_runs import fails_in_one_line
 
 
@@ -32,3 +33,10 @@ def test_the_shipped_cifar10_base_imported_on_the_sample_keeps_its_accuracy(caps
     census = _run(capsys, ["census", out["run"], "--images", "8"])
     assert census["triggers"] == 512 and census["open"] < 50  # a clean model: few patterns send 8 images to class 0
     fails_in_one_line(capsys, ["attack", "--data", SAMPLE, "--epochs", "1", "--out", str(tmp_path)], "test images only")
+
+
+def test_the_model_page_offers_the_sample_to_import_a_model_on():
+    at = app("model")
+    assert_clean(at)
+    assert SAMPLE in at.selectbox(key="byom-data").options
+    assert SAMPLE not in at.selectbox(key="link-model-data").options  # nothing to train an attack on
