@@ -1,6 +1,7 @@
 """The app in a real browser: `streamlit run app.py` on loopback, driven by Debian's chromium through
 Playwright. Every page must render with no Streamlit exception box and no console error; screenshots
 go to test-artifacts/ for a human to look at."""
+import contextlib
 import os
 import re
 import shutil
@@ -47,15 +48,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(saved_run, tmp_path_factory):  # noqa: F811
-    """A headless Streamlit server on a free loopback port, with the saved run as its only run."""
-    tmp_path = tmp_path_factory.mktemp("server")
-    runs = tmp_path / "runs"
-    shutil.copytree(saved_run, runs / saved_run.name)
+@contextlib.contextmanager
+def streamlit_server(runs: Path, log_path: Path, **env):
+    """`streamlit run app.py` headless on a free loopback port serving `runs`; yields its URL."""
     port = free_port()
-    env = {**os.environ, "MESA_RUNS": str(runs), "MESA_CACHE": str(tmp_path / "cache")}
-    log = open(tmp_path / "streamlit.log", "w")
+    env = {**os.environ, "MESA_RUNS": str(runs), **env}
+    log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.address", "127.0.0.1", "--server.port", str(port),
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
@@ -68,13 +66,23 @@ def server(saved_run, tmp_path_factory):  # noqa: F811
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail(f"streamlit exited: {(tmp_path / 'streamlit.log').read_text()}")
+                    pytest.fail(f"streamlit exited: {log_path.read_text()}")
                 time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(saved_run, tmp_path_factory):  # noqa: F811
+    """A headless Streamlit server on a free loopback port, with the saved run as its only run."""
+    tmp_path = tmp_path_factory.mktemp("server")
+    runs = tmp_path / "runs"
+    shutil.copytree(saved_run, runs / saved_run.name)
+    with streamlit_server(runs, tmp_path / "streamlit.log", MESA_CACHE=str(tmp_path / "cache")) as url:
+        yield url
 
 
 def base_path_probe(url: str) -> bool:
@@ -241,4 +249,26 @@ def test_a_crafted_link_and_a_hostile_preset_draw_the_page_under_one_warning(ser
     assert_on(page, "presets")
     assert "attack.init must name a folder inside the runs folder" in page.locator('[data-testid="stAlert"]').inner_text()
     page.screenshot(path=str(ARTIFACTS / "hostile-preset.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_a_fresh_app_opens_on_the_cifar10_run_and_every_page_fills_on_real_images(browser_page, tmp_path):
+    """As a new user gets it: an empty runs folder, the ready runs installed on start, the CIFAR-10
+    one opened first; every page draws it from the shipped images with no download, and the Probe
+    asks each pixel-SGD restart's defended model too."""
+    page, errors = browser_page
+    with streamlit_server(tmp_path / "runs", tmp_path / "streamlit.log", MESA_CACHE=str(tmp_path / "cache"),
+                          MESA_READY_RUNS="1") as url:
+        for script in PAGES:
+            start = time.time()
+            page.goto(f"{url}/{url_path(script)}")
+            settle(page)
+            assert_on(page, script)
+            sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+            assert "(airplane)" in sidebar, f"{script} is not on the CIFAR-10 run"  # its target; the embedded run's is disk
+            assert time.time() - start < 90, f"{script} took {time.time() - start:.0f} s"
+        page.goto(f"{url}/probe")
+        settle(page)
+        shown = " ".join(asr_shown(page))
+        assert "after pixel-sgd (restart 1)" in shown and "after mesa:0.9" in shown, shown
     assert not errors, errors

@@ -1,6 +1,8 @@
 """Ready runs shipped with the app (assets/runs), so a fresh `streamlit run app.py` has every page
-filled at once: a backdoored model on the embedded data with its MESA search, pixel-SGD baseline,
-defenses and census, made by the classroom demo's own pipeline (`python -m mesa demo --ship`).
+filled at once: a backdoored CIFAR-10 model searched, defended and censused on the shipped CIFAR-10
+test images (bench/cifar_classroom.py), which opens first, and one on the embedded data, made by the
+classroom demo's own pipeline (`python -m mesa demo --ship`); each with its MESA search, pixel-SGD
+baseline, defenses and census.
 
 The app copies them into the user's runs folder on start (those not there yet), so stages rerun
 on them write into the copy and the shipped files never change.
@@ -8,6 +10,7 @@ on them write into the copy and the shipped files never change.
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from mesa.lab.storage.runs import RUN_KIND, read_json, runs_root
 
 SHIPPED = resource("runs")
 DEMO = presets.CLASSROOM_DEMO
+OPENS_FIRST = "ready-cifar10-"  # a fresh app opens on real CIFAR-10 images; the embedded run sits beside it
 WEIGHTS = ("model.pt", "generator-", "defense-")  # state dicts, shipped in half precision
 
 
@@ -34,7 +38,8 @@ def shipped_runs(source: Path = SHIPPED) -> list[Path]:
 
 
 def install_ready_runs(root=None, source: Path = SHIPPED) -> list[Path]:
-    """Copy each shipped run that the runs folder lacks (by name) into it; returns the new copies.
+    """Copy each shipped run that the runs folder lacks (by name) into it, the CIFAR-10 one last, so
+    it is the newest and a fresh app opens on it; returns the new copies.
     $MESA_READY_RUNS=0 turns this off (the tests do, to start from an empty folder)."""
     if os.environ.get("MESA_READY_RUNS", "1") == "0":
         return []
@@ -53,6 +58,9 @@ def install_ready_runs(root=None, source: Path = SHIPPED) -> list[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             continue  # another session installed it meanwhile, or the folder is read-only: nothing lost
         added.append(final)
+    now = time.time_ns()  # the newest run opens first: the copies keep their sources' times, so set them
+    for i, path in enumerate(sorted(added, key=lambda p: p.name.startswith(OPENS_FIRST))):
+        os.utime(path, ns=(now + i, now + i))
     return added
 
 
