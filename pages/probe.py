@@ -74,10 +74,12 @@ names = r.config["classes"]
 with answer_col:
     st.markdown(f"**ASR on {len(probe.labels)} held-out images** (stamped at random places; answered in "
                 f"{took * 1000:.0f} ms). Target class: **{names[probe.target]}**.")
-    methods = list(artifacts.load_defenses(path))
-    for col, (model, asr) in zip(st.columns(len(answer.asr)), answer.asr.items()):
-        col.metric("backdoored model" if model == BACKDOORED else label(artifacts.method_file(model), methods), f"{asr:.0%}",
-                   help=f"with no trigger at all {probe.no_trigger[model]:.1%} already go to the target")
+    methods, items = list(artifacts.load_defenses(path)), list(answer.asr.items())
+    per_row = len(items) if len(items) <= 4 else 3  # rows of three when the defenses are many: labels stay whole
+    for row in range(0, len(items), per_row):
+        for col, (model, asr) in zip(st.columns(per_row), items[row:row + per_row]):
+            col.metric("backdoored model" if model == BACKDOORED else label(artifacts.method_file(model), methods),
+                       f"{asr:.0%}", help=f"with no trigger at all {probe.no_trigger[model]:.1%} already go to the target")
     if unkept := [m for m in methods if is_per_trigger(m) and f"{m}-1" not in answer.asr]:
         st.caption(f"{', '.join(unkept)}: saved before its defended copies were kept, so not probed here "
                    f"(run that defense again to probe them).")
