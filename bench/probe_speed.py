@@ -4,9 +4,11 @@ page rerun after a click on a cell (Streamlit's AppTest, in process: the server 
 browser). Medians of --repeats. Without --run, an untrained `small` run on the embedded data with
 --defenses copies saved as defended models (the time does not depend on the weights).
 
-    python bench/probe_speed.py [--run RUN] [--defenses 3] [--repeats 20]   # record: docs/results/probe_speed.json
+    python bench/probe_speed.py [--run RUN] [--defenses 3] [--repeats 20]
+    # record: docs/results/probe_speed.json, by run (its folder's name, or "synthetic")
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -82,7 +84,9 @@ def main() -> None:
               "images": len(probe.labels), "repeats": args.repeats, "engine_ask_seconds": round(engine, 4),
               "page_rerun_seconds": round(page, 4), "machine": machine()}
     print(record)
-    atomic.write_json(ROOT / "docs" / "results" / "probe_speed.json", record)
+    out = ROOT / "docs" / "results" / "probe_speed.json"
+    records = json.loads(out.read_text()) if out.exists() else {}
+    atomic.write_json(out, {**records, (path.name if args.run else "synthetic"): record})
 
 
 if __name__ == "__main__":
