@@ -4,6 +4,7 @@ defense a run kept the model of (a sweep case's run keeps them all). The overall
 hides a cost that falls on one class of ten.
 
     python bench/target_recall.py RUN [RUN ...]      # record: docs/results/target_recall.json (by run name)
+    python bench/target_recall.py RUN --label p0.01  # under RUN@p0.01: the run's models after a sweep at 1% stamped
 """
 import argparse
 import json
@@ -55,12 +56,15 @@ def measure(run: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
+    parser.add_argument("--label", help="recorded as RUN@LABEL: a sweep's defense variant replaces a run's kept "
+                        "defended models, so its models are measured under their own name")
     args = parser.parse_args()
     results = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     torch.set_grad_enabled(False)
     for run in args.runs:
-        results[Path(run).name] = {**measure(run), **machine()}
-        print(Path(run).name, json.dumps(results[Path(run).name]))
+        name = Path(run).name + (f"@{args.label}" if args.label else "")
+        results[name] = {**measure(run), **machine()}
+        print(name, json.dumps(results[name]))
     atomic.write_json(RESULT, results)
 
 
