@@ -1,6 +1,6 @@
 """Probe one trigger: its ASR on the run's backdoored model and on every saved defended model, with
 stamped examples, so a student can ask "would *this* trigger open the backdoor?" and see the answer
-at once: 256 images through each model, BatchNorm folded (bench/probe_speed.py: about 0.12 s a
+at once: 256 images through each model, BatchNorm folded (bench/probe_speed.py: about 0.13 s a
 `small` model on 2 CPU cores, so about a second for the CIFAR-10 run's nine).
 
 Every model is asked the same question: the same held-out images outside the target class, each
