@@ -51,20 +51,7 @@ with sampled triggers while keeping their true labels: the backdoor is unlearned
 """
 )
 st.image(str(ASSETS / "mesa-overview.svg"), caption="Attack, MESA search, defense", width="stretch")
-st.info(
-    """
-**The app opens on real CIFAR-10 images.** The ready run `ready-cifar10-small-binary170-t0` is the `small`
-CNN (clean accuracy 0.85) backdoored with the checkerboard `binary:170` toward *airplane* (the case every
-page starts from, chosen before any result), then searched, defended and censused on the 2,000 CIFAR-10
-test images that ship with the app: every page and every stage works offline. The embedded-shapes run sits
-beside it in the sidebar. Across the small model's eight CIFAR-10 cases (**CIFAR-10** page), pixel-SGD's
-single reversed triggers leave more than MESA in 8 of 8 (sign test p = 0.008), though per case mostly
-within noise. Neural Cleanse, the field's standard, flags the attacked class in 4 of 6 cases; at the paper's 1%
-stamped fraction it leaves more than MESA in 5 of 5, intervals apart in each, and every retraining leaves far
-more than the paper's 0.034. Unlearning from MESA's samples closes the backdoor even at 1%, but costs the
-target class 8-32% of its own recall. The paper's own setting, a ~95% model, is not measured yet (docs/RESULTS.md).
-""",
-    icon=":material/photo_library:")
+st.info((ASSETS / "overview-findings.md").read_text(), icon=":material/photo_library:")
 
 left, right = st.columns(2)
 with left:
