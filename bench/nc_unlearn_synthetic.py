@@ -3,7 +3,10 @@ detection, its defense (retraining with its reversed trigger blended in, labels 
 product's stamped fraction and at the NC paper's 20%, and unlearning from MESA's samples, each with
 the census; the planted trigger's ASR on the held-out 20%.
 
-    python bench/nc_unlearn_synthetic.py [--run RUN] [--epochs 10]
+    python bench/nc_unlearn_synthetic.py [--run RUN] [--epochs 10] [--seeds 1 2]
+
+--seeds: NC's reversal and its defense again with these seeds, after the rest (one seed's ASR is not
+the method's).
 
 Default run: a copy of the shipped ready run (assets/runs), searched already. Writes
 docs/results/nc_unlearn_synthetic.json.
@@ -38,6 +41,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", default=str(SHIPPED / "ready-synthetic-small-binary170-t0"))
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[])
     args = parser.parse_args()
     run = shutil.copytree(args.run, Path(tempfile.mkdtemp()) / Path(args.run).name)
     ws = open_run(run, "cpu")
@@ -51,6 +55,11 @@ def main():
                       "unlearn": replace(base, method="unlearn"), "original": replace(base, method="original")}.items():
         out[name] = kept(run_defense(ws, cfg))
         print(name, json.dumps(out[name]["after"]), file=sys.stderr)
+    for seed in args.seeds:
+        suspect = run_detection(ws, DetectionConfig(method="neural-cleanse", seed=seed))["suspect"]
+        out.setdefault("neural-cleanse by seed", {})[str(seed)] = {
+            "suspect": suspect, **kept(run_defense(ws, replace(base, seed=seed)))}
+        print("seed", seed, suspect, json.dumps(out["neural-cleanse by seed"][str(seed)]["after"]), file=sys.stderr)
     atomic.write_json(RESULT, out)
     print(json.dumps(out, indent=1))
 
