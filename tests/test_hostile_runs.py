@@ -117,7 +117,7 @@ SLEEPER = """
 import os, time
 
 def sleep(i):
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\\n".encode())  # one write: the two workers' lines cannot interleave
     time.sleep(120)
 """
 SWEEP = """
