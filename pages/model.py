@@ -1,13 +1,12 @@
 """Model page: configure a backdoor attack (data, architecture, trigger, target, poisoning), train
 it live as a background job, and look at clean vs stamped images with the model's predictions."""
-import dataclasses
-
 import pandas as pd
 import streamlit as st
 import torch
 
 from mesa.lab.pipeline import presets
-from mesa.method.attack import AttackConfig
+from mesa.lab.storage.bases import has_shipped_base
+from mesa.method.attack import SHIPPED
 from mesa.data import SAMPLE
 from mesa.errors import MesaError
 from mesa.lab.jobs.tasks import attack_work
@@ -26,6 +25,7 @@ through_app()
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
 KINDS = ["3x3 pattern", "random colours", "upload an image"]
 CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}
+PAGE_FIELDS = {"data", "model", "trigger", "target", "poison_ratio", "epochs", "seed"}  # chosen here
 
 st.title("Model: plant a backdoor")
 attack = current_preset()["attack"]
@@ -57,12 +57,19 @@ with st.expander("Configure and train", expanded=active_run() is None):
     else:
         trigger = uploaded_trigger(32 if source in CLASS_COUNTS else 1024)
     st.caption(f"Trigger spec: `{trigger or 'none yet'}`")
+    from_base = source in ("cifar10", "folder") and has_shipped_base(model) and st.checkbox(
+        f"Start from the shipped clean {model} base (CIFAR-10's classes): fine-tune it, train no base",
+        key=choice("from_base", attack.get("init") == SHIPPED, (True, False)))
+    kept = {k: v for k, v in attack.items() if k not in PAGE_FIELDS and (k, v) != ("init", SHIPPED)}
+    if kept:
+        st.caption("Kept from the preset (set on the Presets page): " + ", ".join(f"{k} {v}" for k, v in kept.items()))
     if st.button("Train backdoored model", type="primary", icon=":material/play_arrow:", disabled=not (trigger and spec)):
-        cfg = AttackConfig(data=spec, model=model, trigger=trigger, target=int(target), poison_ratio=float(ratio),
-                           epochs=int(epochs), seed=int(seed))
-        current_preset()["attack"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
-        presets.validate(current_preset())
-        submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(cfg))
+        chosen = {"data": spec, "model": model, "trigger": trigger, "target": int(target),
+                  "poison_ratio": float(ratio), "epochs": int(epochs), "seed": int(seed)}
+        preset = {**current_preset(), "attack": presets.attack_with_choices(attack, chosen, from_base)}
+        presets.validate(preset)
+        current_preset()["attack"] = preset["attack"]
+        submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(presets.attack_config(preset)))
 
 
 with st.expander("Load a model trained elsewhere", expanded=False):

@@ -41,3 +41,32 @@ def test_builtin_names_a_broken_file(tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps({"attack": {"model": "small", "bogus": 1}}))
     with pytest.raises(MesaError, match="broken.json"):
         presets.builtin(tmp_path)
+
+
+def test_a_pages_choices_keep_the_presets_other_settings():
+    """The Model page's choices laid over a preset keep what the page does not show (the live demo's lr
+    and training images); the shipped base is used only when asked, a preset's own base run stays."""
+    live = presets.builtin()[presets.LIVE_DEMO]["attack"]
+    chosen = {"data": "cifar10", "model": "small", "trigger": "binary:7", "target": 3, "poison_ratio": 0.1,
+              "epochs": 2, "seed": 1}
+    merged = presets.attack_with_choices(live, chosen, from_shipped_base=True)
+    assert merged == {**chosen, "init": "shipped", "lr": 0.02, "train_images": 10000}
+    assert "init" not in presets.attack_with_choices(live, chosen, from_shipped_base=False)
+    own = presets.attack_with_choices({**live, "init": "my-base"}, chosen, from_shipped_base=False)
+    assert own["init"] == "my-base" and presets.attack_config({"attack": merged}).init == "shipped"
+
+
+def test_the_model_page_offers_the_shipped_base_and_shows_what_the_preset_keeps():
+    from tests.test_app import ROOT, assert_clean, streamlit_testing
+
+    at = streamlit_testing.AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["preset"] = presets.builtin()[presets.LIVE_DEMO]
+    at.run()
+    at.switch_page("pages/model.py").run()
+    assert_clean(at)
+    box = [c for c in at.checkbox if "shipped clean small base" in c.label]
+    assert len(box) == 1 and box[0].value  # the live demo fine-tunes the shipped base
+    assert any("lr 0.02" in c.value and "train_images 10000" in c.value for c in at.caption)
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Data source")).set_value("synthetic").run()
+    assert_clean(at)
+    assert not [c for c in at.checkbox if "shipped clean" in c.label]  # no base ships for the embedded data

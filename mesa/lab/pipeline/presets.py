@@ -61,6 +61,15 @@ def attack_config(preset: dict) -> AttackConfig:
     return replace(cfg, **inside)
 
 
+def attack_with_choices(attack: dict, chosen: dict, from_shipped_base: bool) -> dict:
+    """The preset's attack section with a page's choices laid over it: what the page does not show
+    (lr, batch size, location, training images, a base run) is kept, not dropped. `from_shipped_base`:
+    fine-tune the clean base that ships; otherwise the preset's own base run, if any, or from scratch."""
+    own_base = attack.get("init") if attack.get("init") != SHIPPED else None
+    merged = {**attack, **chosen, "init": SHIPPED if from_shipped_base else own_base}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 def search_config(preset: dict) -> SearchConfig:
     return SearchConfig(**preset.get("search", {}))
 
