@@ -25,7 +25,6 @@ through_app()
 SOURCES = ["synthetic", "cifar10", "cifar100", "folder"]
 KINDS = ["3x3 pattern", "random colours", "upload an image"]
 CLASS_COUNTS = {"synthetic": 10, "cifar10": 10, "cifar100": 100}
-PAGE_FIELDS = {"data", "model", "trigger", "target", "poison_ratio", "epochs", "seed"}  # chosen here
 
 st.title("Model: plant a backdoor")
 attack = current_preset()["attack"]
@@ -60,17 +59,20 @@ with st.expander("Configure and train", expanded=active_run() is None):
     from_base = source in ("cifar10", "folder") and has_shipped_base(model) and st.checkbox(
         f"Start from the shipped clean {model} base (CIFAR-10's classes): fine-tune it, train no base",
         key=choice("from_base", attack.get("init") == SHIPPED, (True, False)))
-    kept = {k: v for k, v in attack.items() if k not in PAGE_FIELDS and (k, v) != ("init", SHIPPED)}
+    chosen = {"data": spec, "model": model, "trigger": trigger, "target": int(target),
+              "poison_ratio": float(ratio), "epochs": int(epochs), "seed": int(seed)}
+    kept = {k: v for k, v in attack.items() if k not in chosen and (k, v) != ("init", SHIPPED)}
     if kept:
         st.caption("Kept from the preset (set on the Presets page): " + ", ".join(f"{k} {v}" for k, v in kept.items()))
     if st.button("Train backdoored model", type="primary", icon=":material/play_arrow:", disabled=not (trigger and spec)):
-        chosen = {"data": spec, "model": model, "trigger": trigger, "target": int(target),
-                  "poison_ratio": float(ratio), "epochs": int(epochs), "seed": int(seed)}
         preset = {**current_preset(), "attack": presets.attack_with_choices(attack, chosen, from_base)}
-        presets.validate(preset)
-        current_preset()["attack"] = preset["attack"]
-        submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(presets.attack_config(preset)))
-
+        try:
+            presets.validate(preset)
+        except MesaError as e:
+            st.error(str(e))
+        else:
+            current_preset()["attack"] = preset["attack"]
+            submit("attack", f"attack {model} on {spec}, {trigger} -> {target}", attack_work(presets.attack_config(preset)))
 
 with st.expander("Load a model trained elsewhere", expanded=False):
     load_a_model([*SOURCES, SAMPLE])  # the shipped CIFAR-10 test images: a model to inspect, nothing to train

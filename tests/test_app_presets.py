@@ -70,3 +70,9 @@ def test_the_model_page_offers_the_shipped_base_and_shows_what_the_preset_keeps(
     at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Data source")).set_value("synthetic").run()
     assert_clean(at)
     assert not [c for c in at.checkbox if "shipped clean" in c.label]  # no base ships for the embedded data
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Data source")).set_value("folder").run()
+    next(t for t in at.text_input if t.label.startswith("Image folder")).set_value("x" * 5000).run()
+    next(b for b in at.button if b.label == "Train backdoored model").click().run()
+    assert not at.exception  # a path past the preset's bound: one line, no job, the preset unchanged
+    assert [e.value for e in at.error] == ["preset attack.data must be at most 1,000 characters, got 5,007"]
+    assert at.session_state["preset"]["attack"]["data"] == "cifar10"
